@@ -20,13 +20,13 @@ _NOT_MODULES = {"cli", "tests", "kernels", "_modidx"}
 
 def load_all_modules() -> list[str]:
     "Import every `fmea.*` module (registering their stages and commands); returns their names."
-    names = []
-    for m in pkgutil.iter_modules(fmea.__path__):
-        if m.name in _NOT_MODULES or m.name.startswith("_"): continue
-        try: importlib.import_module(f"fmea.{m.name}")
-        except Exception as e: raise ImportError(f"fmea.{m.name} failed to import: {e}") from e
-        names.append(m.name)
-    return names
+    import fmea.kernels
+    found = [f"fmea.{m.name}" for m in pkgutil.iter_modules(fmea.__path__) if m.name not in _NOT_MODULES and not m.name.startswith("_")]
+    found += [f"fmea.kernels.{m.name}" for m in pkgutil.iter_modules(fmea.kernels.__path__) if not m.name.startswith("_")]
+    for name in found:
+        try: importlib.import_module(name)
+        except Exception as e: raise ImportError(f"{name} failed to import: {e}") from e
+    return [n.removeprefix("fmea.") for n in found]
 
 # %% ../nbs/99_cli.ipynb #4c6d5ac4
 @command("info", help="versions, git commit and devices")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #c00de1ed
 from __future__ import annotations
-import contextlib, dataclasses, datetime, hashlib, importlib.metadata, json, math, os, platform, socket
+import contextlib, copy, dataclasses, datetime, functools, hashlib, importlib.metadata, json, math, os, platform, socket
 import subprocess, sys, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,11 +95,15 @@ def git_commit(path: str | Path | None = None) -> dict:
         return {"commit": head.stdout.strip(), "dirty": dirty}
     except (OSError, subprocess.TimeoutExpired): return {"commit": None, "dirty": None}
 
-def provenance() -> dict:
-    "Versions, git commit, host, devices and UTC time, for a run record."
+@functools.cache
+def _environment() -> dict:
+    # read once per process: a sweep writes many records, and the environment does not change under it
     return {"versions": package_versions(), "git": git_commit(), "host": socket.gethostname(),
-            "platform": platform.platform(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+            "platform": platform.platform(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+def provenance() -> dict:
+    "Versions, git commit, host and devices (read once per process), and the UTC time, for a run record."
+    return {**copy.deepcopy(_environment()), "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 # %% ../nbs/00_core.ipynb #285717df
 def jsonable(obj: Any) -> Any:
