@@ -65,15 +65,16 @@ class OnlineAdapter:
                  K: int = 8, lr: float = 1e-4, direction: str = "gaussian",
                  pop_size: int = 16, sigma: float = 0.01, nes_lr: float = 0.001, shaping: str = "nes_utility", use_nes: bool = True,
                  holdout: torch.Tensor | None = None, score_fn: Callable[[nn.Module], float] | None = None, threshold: float = 0.5,
-                 log_path: str | Path | None = None, seed: int = 0):
+                 log_path: str | Path | None = None, seed: int = 0, only: str | None = None):
         if every < 1: raise ValueError(f"every must be ≥ 1 token, got {every}")
         self.model, self.every = model, int(every)
         self.window = int(window or 4 * every)
         self.row_len = int(row_len or min(every, self.window))
         if self.row_len < 2 or self.row_len > self.window: raise ValueError(f"row_len must be in 2..window={self.window}, got {self.row_len}")
         self.shadow = shadow_copy(model)
-        self.live_params, self.params = trainable(model), trainable(self.shadow)
-        if not self.params: raise ValueError("the model has no trainable parameters (inject LoRA or a mixture first)")
+        pick = lambda ps: OrderedDict((n, p) for n, p in ps.items() if only is None or only in n)
+        self.live_params, self.params = pick(trainable(model)), pick(trainable(self.shadow))
+        if not self.params: raise ValueError(f"the model has no trainable parameters{'' if only is None else f' matching only={only!r}'} (inject LoRA or a mixture first)")
         self.fg = ForwardGradient(self.params, model=self.shadow, K=K, lr=lr, direction=direction, seed=seed, verbose=False)
         self.router, self.live_router = torus_router(self.shadow), torus_router(model)
         self.nes = (NES(3 * self.router.n_adapters, pop_size=pop_size, sigma=sigma, lr=nes_lr, shaping=shaping, seed=seed)
@@ -377,8 +378,11 @@ def forbid_backward():
     try: yield
     finally: torch.Tensor.backward, torch.autograd.backward = saved
 
-def smollm2_online_demo(updates: int = 16, lr: float = 1e-2, layers: int = 4, every: int = 50, seed: int = 0, eval_tokens: int = 512) -> dict:
-    "SmolLM2-135M adapted online on stdlib source (inspect.py); held-out PPL on os.py and on English prose, before/after."
+def smollm2_online_demo(updates: int = 12, layers: int = 1, rank: int = 1, lr: float | None = None,
+                        probe_lrs=(3.0, 10.0, 30.0, 100.0, 300.0), every: int = 50, seed: int = 0, eval_rows: int = 2,
+                        only: str | None = "lora_B") -> dict:
+    """SmolLM2-135M adapted online on stdlib source (inspect.py); held-out PPL on os.py and on English prose, before/after.
+    With `lr=None` the learning rate is picked by a one-step probe on the first 100 tokens (the largest gain on held-out code)."""
     import inspect as _inspect, os as _os
     from fmea.models import load_pretrained
     from fmea.molora import MixtureModel
@@ -386,21 +390,34 @@ def smollm2_online_demo(updates: int = 16, lr: float = 1e-2, layers: int = 4, ev
     for p in model.parameters(): p.requires_grad_(False)
     ids = lambda text, n: torch.tensor(tok(text)["input_ids"][:n])
     train = ids(Path(_inspect.__file__).read_text(), updates * every)
-    rows = eval_tokens // 128
-    held = {"code (os.py)": ids(Path(_os.__file__).read_text(), rows * 128).view(rows, 128),
-            "prose (licence)": ids(_prose_text(), rows * 128).view(rows, 128)}
+    held = {"code (os.py)": ids(Path(_os.__file__).read_text(), eval_rows * 128).view(eval_rows, 128),
+            "prose (licence)": ids(_prose_text(), eval_rows * 128).view(eval_rows, 128)}
     n = model.config.num_hidden_layers
     targets = [f"model.layers.{i}.self_attn.o_proj" for i in range(n - layers, n)]
     router = TorusRouter(model.config.hidden_size, n_adapters=2, top_k=1, seed=seed)
-    mix = MixtureModel(model, router, targets=targets, n_adapters=2, top_k=1, rank=2, alpha=4, seed=seed)
+    mix = MixtureModel(model, router, targets=targets, n_adapters=2, top_k=1, rank=rank, alpha=2 * rank, seed=seed)
     ppl = lambda m: {k: math.exp(float(lm_loss(m, v))) for k, v in held.items()}
     with torch.no_grad(): before = ppl(mix)
-    ad = OnlineAdapter(mix, every=every, K=8, lr=lr, window=2 * every, seed=seed, holdout=held["prose (licence)"])
+    probe = {}
+    with forbid_backward(), torch.no_grad():
+        if lr is None:   # one set of K=8 directional derivatives, applied with each candidate lr
+            P = OrderedDict((k, p) for k, p in trainable(mix).items() if only is None or only in k)
+            fg = ForwardGradient(dict(P), model=mix, K=8, lr=1.0, seed=seed + 123, verbose=False)
+            x = train[:2 * every].view(2, every)
+            loss, g = fg.derivatives(lambda: lm_loss(mix, x))
+            keep, h0 = {k: p.clone() for k, p in P.items()}, float(lm_loss(mix, held["code (os.py)"]))
+            for c in probe_lrs:
+                fg.lr = c; fg.apply(g, 0)
+                probe[c] = (float(lm_loss(mix, x)) - float(loss), float(lm_loss(mix, held["code (os.py)"])) - h0)
+                for k, p in P.items(): p.copy_(keep[k])
+            ok = [c for c, (dt, dh) in probe.items() if dt < 0 and dh <= 0]
+            lr = min(ok, key=lambda c: probe[c][1]) if ok else min(probe_lrs)
+    ad = OnlineAdapter(mix, every=every, K=8, lr=lr, window=2 * every, seed=seed, holdout=held["prose (licence)"], only=only)
     timer = Timer()
     with forbid_backward(), timer("adapt"):
         for u in range(updates):
             ad.observe(train[u * every:(u + 1) * every]); ad.step()
     with torch.no_grad(), ad.serving() as live: after = ppl(live)
-    return {"before": before, "after": after, "n_params": ad.fg.numel, "updates": updates, "tokens": updates * every,
-            "rollbacks": sum(e["kind"] == "rollback" for e in ad.events), "seconds_per_update": timer.totals["adapt"] / updates,
-            "fg_losses": [e["fg_loss"] for e in ad.events if e["kind"] == "update"]}
+    return {"before": before, "after": after, "lr": lr, "probe": probe, "n_params": ad.fg.numel, "updates": updates,
+            "tokens": updates * every, "rollbacks": sum(e["kind"] == "rollback" for e in ad.events),
+            "seconds_per_update": timer.totals["adapt"] / updates, "fg_losses": [e["fg_loss"] for e in ad.events if e["kind"] == "update"]}

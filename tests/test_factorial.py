@@ -106,7 +106,7 @@ def test_ray_executor(tmp_path):
     "A tiny sweep on a local Ray (in a subprocess, so a Ray that cannot start is a skip with the reason, not a hang)."
     import importlib.util
     if importlib.util.find_spec("ray") is None: pytest.skip("ray is not installed (it is in the dev extra)")   # no import: it is slow
-    limit = float(os.environ.get("FMEA_RAY_TEST_TIMEOUT", "12"))
+    limit = float(os.environ.get("FMEA_RAY_TEST_TIMEOUT", "60"))
     logs = tmp_path / "logs"; logs.mkdir()
     with open(logs / "out", "w") as fo, open(logs / "err", "w") as fe:   # files, not pipes: Ray's daemons may hold pipes open
         proc = subprocess.Popen([sys.executable, "-c", _RAY_SCRIPT, str(tmp_path)], stdout=fo, stderr=fe,
