@@ -13,15 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import atomic_write, jsonable, make_generator, reproduce_stage, StageContext, write_record, Timer
+from .core import append_jsonl, atomic_write, jsonable, make_generator, reproduce_stage, StageContext, write_record, Timer, torch_threads
 from .forward_grad import ForwardGradient, AdapterCheckpoint, QualityGuard
 from .nes import NES
 from .torus import TorusRouter, population_losses
 
 # %% auto #0
-__all__ = ['DOMAINS', 'TINY_TARGETS', 'lm_loss', 'shadow_copy', 'trainable', 'torus_router', 'append_jsonl', 'OnlineAdapter',
-           'markov_stream', 'pretrained_tiny', 'tiny_mixture', 'holdout', 'adapter_checksum', 'online_demo',
-           'plot_online', 'adapt_stage', 'forbid_backward', 'smollm2_online_demo']
+__all__ = ['DOMAINS', 'TINY_TARGETS', 'lm_loss', 'shadow_copy', 'trainable', 'torus_router', 'OnlineAdapter', 'markov_stream',
+           'pretrained_tiny', 'tiny_mixture', 'holdout', 'adapter_checksum', 'online_demo', 'plot_online',
+           'adapt_stage', 'forbid_backward', 'smollm2_online_demo']
 
 # %% ../nbs/09_adapt.ipynb #15dfd5f1
 def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -51,14 +51,6 @@ def torus_router(model: nn.Module) -> TorusRouter | None:
     return r if isinstance(r, TorusRouter) else None
 
 # %% ../nbs/09_adapt.ipynb #32d676cb
-def append_jsonl(path: str | Path, record: dict):
-    "Append `record` as one JSON line with a single write on an O_APPEND descriptor (lines never interleave)."
-    line = (json.dumps(jsonable(record), sort_keys=True) + "\n").encode()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try: os.write(fd, line)
-    finally: os.close(fd)
-
 class OnlineAdapter:
     "The online FMEA loop around `model` (LoRA adapters, optionally a torus-routed mixture): observe, update, guard, publish."
     def __init__(self, model: nn.Module, *, every: int = 50, window: int | None = None, row_len: int | None = None,
@@ -344,11 +336,9 @@ def plot_online(res: dict):
 
 @reproduce_stage("adapt", order=40, help="Online FMEA loop on a tiny mixture: per-domain loss over a stream, rollback on a destructive update")
 def adapt_stage(ctx: StageContext) -> str:
-    timer, threads = Timer(), torch.get_num_threads()
-    torch.set_num_threads(1)  # a tiny model: one thread is fastest, and robust on a shared machine
-    try:
-        with timer("online_demo"): res = online_demo(updates_per_domain=12 if ctx.quick else 40, seed=ctx.seed)
-    finally: torch.set_num_threads(threads)
+    timer = Timer()
+    with torch_threads(1), timer("online_demo"):  # a tiny model: one thread is fastest, and robust on a shared machine
+        res = online_demo(updates_per_domain=12 if ctx.quick else 40, seed=ctx.seed)
     h, U = res["hist"], res["updates_per_domain"]
     m = {"A_start": h["A"][0], "A_after_A": h["A"][U], "B_after_A": h["B"][U], "A_end": h["A"][-1], "B_end": h["B"][-1],
          "C_start": h["C"][0], "C_end": h["C"][-1],

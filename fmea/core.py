@@ -15,8 +15,8 @@ import torch
 # %% auto #0
 __all__ = ['RECORD_SCHEMA', 'STAGES', 'COMMANDS', 'derive_seed', 'make_generator', 'resolve_dtype', 'resolve_device',
            'atomic_write', 'package_versions', 'git_commit', 'provenance', 'jsonable', 'record_path', 'has_record',
-           'write_record', 'read_record', 'load_records', 'Timer', 'progress', 'StageContext', 'Stage',
-           'reproduce_stage', 'Command', 'arg', 'command']
+           'write_record', 'read_record', 'load_records', 'append_jsonl', 'read_jsonl', 'Timer', 'progress',
+           'torch_threads', 'StageContext', 'Stage', 'reproduce_stage', 'Command', 'arg', 'command']
 
 # %% ../nbs/00_core.ipynb #6513141e
 def derive_seed(*keys) -> int:
@@ -170,6 +170,25 @@ def load_records(folder: str | Path, pattern: str = "**/*.json"):
         rows.append(row)
     return pd.DataFrame(rows)
 
+# %% ../nbs/00_core.ipynb #8a4633c2
+def append_jsonl(path: str | Path, record: dict):
+    "Append `record` as one JSON line with a single write on an O_APPEND descriptor (lines never interleave)."
+    line = (json.dumps(jsonable(record), sort_keys=True) + "\n").encode()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try: os.write(fd, line)
+    finally: os.close(fd)
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    "The records of a JSON Lines file; a torn last line (an interrupted append) is dropped, any other bad line is an error."
+    lines = [l for l in Path(path).read_text().splitlines() if l.strip()]
+    out = []
+    for k, line in enumerate(lines):
+        try: out.append(json.loads(line))
+        except json.JSONDecodeError:
+            if k < len(lines) - 1: raise ValueError(f"{path}: line {k + 1} is not JSON: {line[:80]!r}") from None
+    return out
+
 # %% ../nbs/00_core.ipynb #90f0d4c2
 class Timer:
     "Accumulate wall-clock seconds per named phase: `with timer('fwd'): ...`; `timer.totals` is a dict."
@@ -189,6 +208,14 @@ def progress(iterable=None, **kwargs):
     kwargs.setdefault("disable", os.environ.get("FMEA_PROGRESS", "1") == "0")
     kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, **kwargs)
+
+@contextlib.contextmanager
+def torch_threads(n: int | None = 1):
+    "Run the block with `n` torch CPU threads, restoring the previous count after (`None`: leave it)."
+    old = torch.get_num_threads()
+    if n: torch.set_num_threads(n)
+    try: yield
+    finally: torch.set_num_threads(old)
 
 # %% ../nbs/00_core.ipynb #c2353a7a
 @dataclass

@@ -13,29 +13,17 @@ import numpy as np
 import torch
 
 from .core import make_generator
+from .lifecycle import read_events
 
 # %% auto #0
-__all__ = ['read_log', 'adapter_table', 'partial_corr', 'death_spiral', 'phase_a', 'synthetic_spiral_log', 'load_base_weights',
+__all__ = ['adapter_table', 'partial_corr', 'death_spiral', 'phase_a', 'synthetic_spiral_log', 'load_base_weights',
            'adapter_losses', 'VarianceRatio', 'variance_ratios', 'harm_matrix']
 
 # %% ../nbs/16_fork0.ipynb #27da9be4
-def read_log(log) -> list[dict]:
-    "Events from a JSONL path or a list of dicts (a truncated last line is skipped)."
-    if isinstance(log, (list, tuple)): return list(log)
-    if hasattr(log, "events"): return list(log.events)
-    if hasattr(log, "log") and hasattr(log.log, "events"): return list(log.log.events)
-    lines = [l for l in Path(log).read_text().splitlines() if l.strip()]
-    out = []
-    for k, l in enumerate(lines):
-        try: out.append(json.loads(l))
-        except json.JSONDecodeError:
-            if k < len(lines) - 1: raise ValueError(f"{log}: line {k + 1} is not JSON") from None
-    return out
-
 def adapter_table(log, end_step: int | None = None):
     "One row per adapter id: slot, born, died, cause, age, events_survived, potential_inheritance, received_n, received_nats."
     import pandas as pd
-    ev = read_log(log)
+    ev = read_events(log)
     if not ev: raise ValueError("the lifecycle log is empty")
     rows, deaths, events = {}, [], sorted({e["step"] for e in ev if e["event"] in ("fitness",)} | {e["step"] for e in ev if e["event"] == "death" and e.get("cause") == "selection"})
     for e in ev:
@@ -98,7 +86,7 @@ def death_spiral(table, young: int) -> dict:
 def phase_a(log, interval: int | None = None, end_step: int | None = None) -> dict:
     "Fork 0 Phase A on a lifecycle log: naive and age-controlled correlations, realised inheritance, death spiral, fitness floor."
     t = adapter_table(log, end_step)
-    ev = read_log(log)
+    ev = read_events(log)
     if interval is None:
         steps = sorted({e["step"] for e in ev if e["event"] in ("fitness", "death")})
         interval = int(np.min(np.diff(steps))) if len(steps) > 1 else int(steps[0]) if steps else 0

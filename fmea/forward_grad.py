@@ -606,7 +606,7 @@ def lm_loss(model: nn.Module, idx: torch.Tensor, targets: torch.Tensor, chunk: i
     raise TypeError(f"lm_loss supports fmea GPT and Hugging Face causal LMs, got {type(model).__name__}")
 
 # %% ../nbs/02_forward_grad.ipynb #774b763b
-from .core import command, arg, resolve_device, resolve_dtype, reproduce_stage, StageContext, write_record, Timer, progress
+from .core import command, arg, resolve_device, resolve_dtype, reproduce_stage, StageContext, write_record, Timer, progress, torch_threads
 
 BENCH_TARGETS = ["query_key_value", "dense", "dense_h_to_4h"]
 
@@ -680,9 +680,7 @@ def bench_cmd(args):
 @reproduce_stage("forward_grad", order=20, help="forward gradient (JVP) vs SPSA vs backprop on LoRA at equal forward-pass budget")
 def forward_grad_stage(ctx: StageContext) -> str:
     import matplotlib.pyplot as plt
-    threads = torch.get_num_threads()
-    if resolve_device(ctx.device).type == "cpu": torch.set_num_threads(1)  # tiny tensors: OpenMP threads only contend
-    try:
+    with torch_threads(1 if resolve_device(ctx.device).type == "cpu" else None):  # tiny tensors: OpenMP threads only contend
         budget, seeds = (300, [ctx.seed]) if ctx.quick else (3000, [ctx.seed + i for i in range(3)])
         timer = Timer()
         fig, ax = plt.subplots(figsize=(5.5, 3.4))
@@ -702,4 +700,3 @@ def forward_grad_stage(ctx: StageContext) -> str:
         return (f"Distillation of a random rank-1 adapter into a frozen GPT, {budget} forward-pass equivalents per rule "
                 f"(JVP with K tangents = 1+K, SPSA = 2K, backprop = 3). The forward gradient learns without any backward pass. "
                 f"**{'OK' if ok else 'FAILED'}**\n\n{table}\n\n" + ctx.savefig(fig, "forward_grad_curves"))
-    finally: torch.set_num_threads(threads)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .core import atomic_write, make_generator, derive_seed
+from .core import append_jsonl, atomic_write, derive_seed, make_generator, read_jsonl, torch_threads
 
 # %% auto #0
 __all__ = ['AdapterBank', 'cold_A', 'bank_sizes', 'delta_weights', 'pairwise_distances', 'nearest_neighbour', 'lowrank_svd',
@@ -338,32 +338,21 @@ def mixture_fitness(model, batches, scope: str = "aggregate", domain_of: Sequenc
 
 # %% ../nbs/08_lifecycle.ipynb #96279ae9
 class EventLog:
-    "Events kept in memory and, with a `path`, written to a JSONL file line by line (flushed); a new log replaces an old file unless `append`."
+    "Events kept in memory and, with a `path`, appended to a JSONL file one line per event; a new log replaces an old file unless `append`."
     def __init__(self, path: str | Path | None = None, append: bool = False):
         self.path, self.events = (Path(path) if path else None), []
-        if self.path: self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = open(self.path, "a" if append else "w") if self.path else None
+        if self.path and not append: self.path.unlink(missing_ok=True)
 
     def write(self, **event):
         self.events.append(event)
-        if self._f:
-            self._f.write(json.dumps(event) + "\n"); self._f.flush()
-
-    def close(self):
-        if self._f: self._f.close(); self._f = None
+        if self.path: append_jsonl(self.path, event)
 
 def read_events(log) -> list[dict]:
     "Events from a JSONL path, an `EventLog`, a `Lifecycle` or a list (a truncated last line is skipped)."
     if hasattr(log, "log"): log = log.log
     if isinstance(log, EventLog): return list(log.events)
     if isinstance(log, (list, tuple)): return list(log)
-    lines = [l for l in Path(log).read_text().splitlines() if l.strip()]
-    out = []
-    for k, line in enumerate(lines):
-        try: out.append(json.loads(line))
-        except json.JSONDecodeError:
-            if k < len(lines) - 1: raise ValueError(f"{log}: line {k + 1} is not JSON: {line[:80]!r}") from None
-    return out
+    return read_jsonl(log)
 
 def save_snapshot(layers: dict, path: str | Path, metadata: dict | None = None) -> Path:
     "All banks to one safetensors file (`<name>.lora_A`, `<name>.lora_B`); metadata values JSON-encoded."
@@ -517,12 +506,11 @@ class Lifecycle:
         return p
 
     def close(self, step: int | None = None):
-        "Write the final snapshot (tagged with `step`) and close the log."
+        "Write the final snapshot (tagged with `step`)."
         if self.out is not None:
             p = save_snapshot(self.layers, self.out / "snapshots" / "final.safetensors",
                               {"step": step, "ids": self.ids, "born": self.born, "rates": self.rates, "seed": self.seed})
             self.snapshots.append(p)
-        self.log.close()
 
 # %% ../nbs/08_lifecycle.ipynb #8f7ff44c
 def replay(log) -> "pd.DataFrame":
@@ -643,14 +631,9 @@ def toy_batch(model, domains, dom: int, n: int, g):
     x = mu + torch.randn(n, mu.numel(), generator=g)
     return x, x @ (model.W0 + T).T
 
-class _one_thread:
-    "Context: torch on one CPU thread (tiny tensors: extra threads only cost, badly so on a shared machine)."
-    def __enter__(self): self.n = torch.get_num_threads(); torch.set_num_threads(1)
-    def __exit__(self, *exc): torch.set_num_threads(self.n)
-
 def run_toy_lifecycle(config: LifecycleConfig | None, steps: int = 300, seed: int = 0, out=None, n_adapters: int = 8) -> dict:
     "Train the toy mixture `steps` steps with the lifecycle `config` (None = off); returns losses, per-domain MSE and the Lifecycle."
-    with _one_thread(): return _run_toy(config, steps, seed, out, n_adapters)
+    with torch_threads(1): return _run_toy(config, steps, seed, out, n_adapters)
 
 def _run_toy(config, steps, seed, out, n_adapters):
     model = ToyMixture(n_adapters=n_adapters, seed=seed)
@@ -704,7 +687,7 @@ def run_gpt_lifecycle(config: LifecycleConfig | None, steps: int = 180, seed: in
     from fmea.models import GPT, gpt_config
     from fmea.molora import MixtureModel
     from fmea.routers import make_router
-    with _one_thread():
+    with torch_threads(1):
         base = GPT(gpt_config("tiny", seq_len=32), seed=seed)
         with torch.no_grad(): base.embed.weight.mul_(5)
         d_model = base.cfg.d_model

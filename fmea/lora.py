@@ -94,11 +94,15 @@ def _matches(name: str, target: str) -> bool:
     return name == target or name.endswith("." + target)
 
 def find_targets(model: nn.Module, targets: str | list[str]) -> list[str]:
-    "Names of the linear-like modules of `model` matched by `targets`."
-    targets = [targets] if isinstance(targets, str) else list(targets)
-    if not targets: raise ValueError("no targets given")
-    return [n for n, m in model.named_modules() if n and is_linear_like(m) and not isinstance(m, LoRALinear)
-            and any(_matches(n, t) for t in targets)]
+    "Names of the linear-like modules of `model` matched by `targets`; an error naming the patterns and the model's linear layers when none match."
+    patterns = [targets] if isinstance(targets, str) else list(targets)
+    if not patterns: raise ValueError("no targets given")
+    names = [n for n, m in model.named_modules() if n and is_linear_like(m) and not isinstance(m, LoRALinear)
+             and any(_matches(n, t) for t in patterns)]
+    if not names:
+        linear = [n for n, m in model.named_modules() if n and is_linear_like(m)]
+        raise ValueError(f"no linear layer matches targets {targets!r}; linear layers in this model: {linear[:12]}{' …' if len(linear) > 12 else ''}")
+    return names
 
 def _set_module(model: nn.Module, name: str, new: nn.Module):
     parent, _, leaf = name.rpartition(".")
@@ -109,9 +113,6 @@ def inject_lora(model: nn.Module, targets: str | list[str], rank: int = 4, alpha
     "Replace the linear layers matching `targets` by `LoRALinear`s, freeze the rest; returns {name: LoRALinear}."
     if any(isinstance(m, LoRALinear) for m in model.modules()): raise ValueError("this model already has LoRA adapters; remove them before injecting again")
     names = find_targets(model, targets)
-    if not names:
-        linear = [n for n, m in model.named_modules() if n and is_linear_like(m)]
-        raise ValueError(f"no linear layer matches targets {targets!r}; linear layers in this model: {linear[:12]}{' …' if len(linear) > 12 else ''}")
     for p in model.parameters(): p.requires_grad_(False)
     adapted = {}
     for i, n in enumerate(names):

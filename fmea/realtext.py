@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .core import (atomic_write, derive_seed, make_generator, progress, reproduce_stage, resolve_device, Timer, write_record)
+from .core import (atomic_write, derive_seed, make_generator, progress, reproduce_stage, resolve_device, Timer, torch_threads, write_record)
 from .data import StratifiedEvalLoader, balanced_ppl, domain_ppl, load_shards
 from .pretrain import pretrained_base, sample_batch, base_checkpoints, BASES
 from .molora import PAPER_TARGETS
@@ -187,14 +187,11 @@ def realtext_stage(ctx) -> str:
     cfg = dict(base="micro", steps=30, eval_cycles=3, lifecycle=dict(warmup=10, interval=10, bottom_k=1, inheritance_alpha=0.2, reproduction=0.5, mutation_sigma=0.05)) if ctx.quick else dict(base="tiny", steps=400, n_adapters=16, top_k=4, rank=8, alpha=16.0, eval_cycles=8,
                                                               lifecycle=dict(warmup=100, interval=50, bottom_k=2, inheritance_alpha=0.2, reproduction=0.5, mutation_sigma=0.05))
     cfg["device"] = "cpu" if str(ctx.device) == "auto" and not torch.cuda.is_available() else ("cuda" if str(ctx.device) == "auto" else str(ctx.device))
-    threads = torch.get_num_threads()
-    if cfg["device"] == "cpu": torch.set_num_threads(1)
-    try:
+    with torch_threads(1 if cfg["device"] == "cpu" else None):
         t0 = time.time()
         base, tok, shards, hist = pretrained_base(cfg["base"], show_progress=False)
         t_base = time.time() - t0
         table, an = realtext_factorial(ctx.out, seeds=PAPER_SEEDS, config=cfg)
-    finally: torch.set_num_threads(threads)
     ct, sp = cell_table(table), sign_pattern(an)
     atomic_write(ctx.out / "cells.csv", ct.to_csv(index=False))
     from fmea.core import load_records

@@ -11,7 +11,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from .core import (make_generator, derive_seed, atomic_write, write_record, has_record, read_record, record_path,
-                       progress, resolve_device, jsonable, command, arg, reproduce_stage, StageContext)
+                       progress, resolve_device, jsonable, command, arg, reproduce_stage, StageContext, torch_threads)
 from .nes import NES
 from .stats import welch_t, paired_t, one_sample_t
 
@@ -553,11 +553,8 @@ class Battery:
         "Run `experiments` (resumable); returns self."
         bad = [e for e in experiments if e not in EXPERIMENTS]
         if bad: raise ValueError(f"unknown experiment(s) {bad}; expected some of {EXPERIMENTS}")
-        old = torch.get_num_threads()
-        if self.cfg.cpu_threads and self.sb.device.type == "cpu": torch.set_num_threads(self.cfg.cpu_threads)
-        try:
+        with torch_threads(self.cfg.cpu_threads if self.sb.device.type == "cpu" else None):
             for e in experiments: getattr(self, f"run_{e.lower()}")(seeds)
-        finally: torch.set_num_threads(old)
         return self
 
 # %% ../nbs/12_sandbox.ipynb #c4dc1dae

@@ -11,6 +11,7 @@ __all__ = ['test_jvp_matches_autograd_gpt', 'test_jvp_matches_autograd_hf_llama'
 # %% ../nbs/tests/test_forward_grad.ipynb #493304e2
 import math
 import pytest
+import fmea.core as core
 import torch
 import fmea.forward_grad as fgm
 import fmea.lora as L
@@ -20,9 +21,7 @@ import fmea.core as C
 @pytest.fixture(autouse=True)
 def _one_thread():
     "Tiny tensors on a shared 2-core machine: one OpenMP thread is ~100× faster than two fighting."
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with core.torch_threads(1): yield
 
 def _gpt(seed=0):
     m = M.GPT(M.gpt_config("tiny", n_layers=1, seq_len=16), seed=seed)

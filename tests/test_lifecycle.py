@@ -25,7 +25,7 @@ import pytest
 @pytest.fixture(autouse=True)
 def _one_thread():
     "Tiny tensors: one CPU thread is much faster than several on a shared machine (restored afterwards)."
-    with LC._one_thread(): yield
+    with core.torch_threads(1): yield
 
 def _banks(N=6, r=2, seed=0):
     g = make_generator("test_banks", seed)

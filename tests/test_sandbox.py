@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import fmea.core as core
 import torch
 import fmea.sandbox as S
 import fmea.core as C
@@ -21,9 +22,7 @@ make_generator = C.make_generator
 @pytest.fixture(autouse=True)
 def _one_thread():
     "One torch thread per test (restored after): on the shared 2-core machine this is 20× faster for these small ops."
-    old = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+    with core.torch_threads(1): yield
 
 def _sb(d=128):
     return S.Sandbox(S.SandboxConfig(d_hidden=d))
