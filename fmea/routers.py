@@ -166,10 +166,10 @@ _CELL_ROUTERS = {"b3": ("b3", "embed_mean", {}), "softmax": ("b3", "embed_mean",
                  "torus": ("torus", "embed_mean", {})}
 
 def router_config(cell: dict | str) -> dict:
-    "{'name', 'feature', 'cfg'} for a factorial cell (dict with 'router' or 'gate', optional 'feature', 'router_cfg') or a router name."
+    "{'name', 'feature', 'cfg'} for a factorial cell (dict with 'router' and/or 'gate' (which wins), optional 'feature', 'router_cfg') or a router name."
     if isinstance(cell, str): cell = {"router": cell}
     if not isinstance(cell, dict): raise TypeError(f"cell must be a dict or a router name, got {type(cell).__name__}")
-    key = cell.get("router", cell.get("gate"))
+    key = cell.get("gate", cell.get("router"))   # an explicit gate (the §9.1 mixed cells) overrides the router level
     if key is None: raise ValueError(f"cell {cell!r} names no router (expected a 'router' or 'gate' key)")
     if key not in _CELL_ROUTERS: raise ValueError(f"unknown router {key!r} in cell {cell.get('name', cell)!r}; choose from {sorted(_CELL_ROUTERS)}")
     name, feature, cfg = _CELL_ROUTERS[key]
