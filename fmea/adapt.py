@@ -14,14 +14,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .core import append_jsonl, atomic_write, jsonable, make_generator, reproduce_stage, StageContext, write_record, Timer, torch_threads
-from .forward_grad import ForwardGradient, AdapterCheckpoint, QualityGuard
+from .forward_grad import ForwardGradient, AdapterCheckpoint, QualityGuard, lm_loss as _hidden_lm_loss
 from .nes import NES
 from .torus import TorusRouter, population_losses
 
 # %% auto #0
-__all__ = ['DOMAINS', 'TINY_TARGETS', 'lm_loss', 'shadow_copy', 'trainable', 'torus_router', 'OnlineAdapter', 'markov_stream',
-           'pretrained_tiny', 'tiny_mixture', 'holdout', 'adapter_checksum', 'online_demo', 'plot_online',
-           'adapt_stage', 'forbid_backward', 'smollm2_online_demo']
+__all__ = ['DOMAINS', 'TINY_TARGETS', 'TRAIN_FILES', 'HELD_FILES', 'lm_loss', 'shadow_copy', 'trainable', 'torus_router',
+           'OnlineAdapter', 'markov_stream', 'pretrained_tiny', 'tiny_mixture', 'holdout', 'adapter_checksum',
+           'online_demo', 'plot_online', 'adapt_stage', 'forbid_backward', 'smollm2_online_demo']
 
 # %% ../nbs/09_adapt.ipynb #15dfd5f1
 def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -29,9 +29,18 @@ def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model(input_ids=x).logits
     return model(x)
 
+def _plain_hf(model) -> bool:
+    "A Hugging Face causal LM whose logits are plain h·Wᵀ (no softcap/scale/bias): `fmea.forward_grad.lm_loss` applies."
+    if not (hasattr(model, "config") and hasattr(model.config, "_attn_implementation") and not hasattr(model, "router")): return False
+    if getattr(model.config, "final_logit_softcapping", None) or getattr(model.config, "logit_scale", None): return False
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    return head is not None and getattr(head, "bias", None) is None
+
 def lm_loss(model: nn.Module, idx: torch.Tensor) -> torch.Tensor:
     "Mean next-token cross-entropy of `model` on token rows `idx` [B, T] (T ≥ 2)."
     if idx.ndim != 2 or idx.shape[1] < 2: raise ValueError(f"lm_loss needs token rows [B, T≥2], got shape {tuple(idx.shape)}")
+    if _plain_hf(model):  # same mean CE from the last hidden states: no [B, T, V] logits (nor K of them as tangents under forward AD)
+        return _hidden_lm_loss(model, idx[:, :-1], idx[:, 1:])
     logits = _logits(model, idx[:, :-1])
     return F.cross_entropy(logits.flatten(0, 1).float(), idx[:, 1:].flatten())
 
@@ -368,46 +377,47 @@ def forbid_backward():
     try: yield
     finally: torch.Tensor.backward, torch.autograd.backward = saved
 
-def smollm2_online_demo(updates: int = 12, layers: int = 1, rank: int = 1, lr: float | None = None,
-                        probe_lrs=(3.0, 10.0, 30.0, 100.0, 300.0), every: int = 50, seed: int = 0, eval_rows: int = 2,
-                        only: str | None = "lora_B") -> dict:
-    """SmolLM2-135M adapted online on stdlib source (inspect.py); held-out PPL on os.py and on English prose, before/after.
-    With `lr=None` the learning rate is picked by a one-step probe on the first 100 tokens (the largest gain on held-out code)."""
-    import inspect as _inspect, os as _os
+TRAIN_FILES = ("argparse.py", "inspect.py", "typing.py", "dataclasses.py", "functools.py", "pathlib.py")
+HELD_FILES = ("os.py", "shutil.py", "subprocess.py", "tempfile.py")
+
+def _stdlib_rows(tok, files, start: int, n_rows: int, row_len: int = 128) -> torch.Tensor:
+    "Rows [len(files)·n_rows, row_len] of token ids from stdlib source files (from token `start` on), interleaved round-robin across files."
+    lib = Path(os.__file__).parent
+    per = [torch.tensor(tok((lib / f).read_text())["input_ids"][start:start + n_rows * row_len]).view(n_rows, row_len) for f in files]
+    return torch.stack(per, 1).reshape(-1, row_len)
+
+def smollm2_online_demo(updates: int = 24, K: int = 64, lr: float = 0.3, rows: int = 4, row_len: int = 128,
+                        direction: str = "orthogonal", seed: int = 0, eval_rows: int = 2, lora_rank: int = 4, lora_scale: float = 10.0) -> dict:
+    """SmolLM2-135M adapted online, by forward gradients only, on a stream of stdlib Python source (TRAIN_FILES);
+    held-out PPL on other stdlib files (HELD_FILES) and on English licence text, before/after.
+    Adapted: the final RMSNorm gain (576, an (IA)³-style diagonal adapter) and, with `lora_rank > 0`, the B factor of a LoRA
+    on the last block's `mlp.down_proj` (A fixed at its random init; scale alpha/rank = `lora_scale` so that one lr suits both)."""
     from fmea.models import load_pretrained
-    from fmea.molora import MixtureModel
+    from fmea.lora import inject_lora
     model, tok = load_pretrained("smollm2-135m")
     for p in model.parameters(): p.requires_grad_(False)
-    ids = lambda text, n: torch.tensor(tok(text)["input_ids"][:n])
-    train = ids(Path(_inspect.__file__).read_text(), updates * every)
-    held = {"code (os.py)": ids(Path(_os.__file__).read_text(), eval_rows * 128).view(eval_rows, 128),
-            "prose (licence)": ids(_prose_text(), eval_rows * 128).view(eval_rows, 128)}
-    n = model.config.num_hidden_layers
-    targets = [f"model.layers.{i}.self_attn.o_proj" for i in range(n - layers, n)]
-    router = TorusRouter(model.config.hidden_size, n_adapters=2, top_k=1, seed=seed)
-    mix = MixtureModel(model, router, targets=targets, n_adapters=2, top_k=1, rank=rank, alpha=2 * rank, seed=seed)
+    if lora_rank:
+        last = model.config.num_hidden_layers - 1
+        for lora in inject_lora(model, f"model.layers.{last}.mlp.down_proj", rank=lora_rank, alpha=lora_scale * lora_rank, seed=seed).values():
+            lora.lora_A.requires_grad_(False)                    # B only: the trainable set stays tiny
+    model.get_decoder().norm.weight.requires_grad_(True)
+    per_file = -(-updates * rows // len(TRAIN_FILES))
+    stream = _stdlib_rows(tok, TRAIN_FILES, 1000, per_file, row_len).reshape(-1)
+    lic = Path("/usr/share/common-licenses")
+    prose = [_prose_text()] + [(lic / "Apache-2.0").read_text()] * (lic / "Apache-2.0").exists()
+    held = {"code (held-out stdlib files)": _stdlib_rows(tok, HELD_FILES, 2000, eval_rows, row_len),
+            "prose (licences)": torch.cat([torch.tensor(tok(t)["input_ids"][:eval_rows * row_len]).view(eval_rows, row_len) for t in prose])}
     ppl = lambda m: {k: math.exp(float(lm_loss(m, v))) for k, v in held.items()}
-    with torch.no_grad(): before = ppl(mix)
-    probe = {}
-    with forbid_backward(), torch.no_grad():
-        if lr is None:   # one set of K=8 directional derivatives, applied with each candidate lr
-            P = OrderedDict((k, p) for k, p in trainable(mix).items() if only is None or only in k)
-            fg = ForwardGradient(dict(P), model=mix, K=8, lr=1.0, seed=seed + 123, verbose=False)
-            x = train[:2 * every].view(2, every)
-            loss, g = fg.derivatives(lambda: lm_loss(mix, x))
-            keep, h0 = {k: p.clone() for k, p in P.items()}, float(lm_loss(mix, held["code (os.py)"]))
-            for c in probe_lrs:
-                fg.lr = c; fg.apply(g, 0)
-                probe[c] = (float(lm_loss(mix, x)) - float(loss), float(lm_loss(mix, held["code (os.py)"])) - h0)
-                for k, p in P.items(): p.copy_(keep[k])
-            ok = [c for c, (dt, dh) in probe.items() if dt < 0 and dh <= 0]
-            lr = min(ok, key=lambda c: probe[c][1]) if ok else min(probe_lrs)
-    ad = OnlineAdapter(mix, every=every, K=8, lr=lr, window=2 * every, seed=seed, holdout=held["prose (licence)"], only=only)
+    with torch.no_grad(): before = ppl(model)
+    every = rows * row_len
+    ad = OnlineAdapter(model, every=every, window=every, row_len=row_len, K=K, lr=lr, direction=direction, use_nes=False,
+                       holdout=held["prose (licences)"][:eval_rows], seed=seed)   # guard: rollback if licence-text quality < ½ baseline
     timer = Timer()
-    with forbid_backward(), timer("adapt"):
+    with forbid_backward():
         for u in range(updates):
-            ad.observe(train[u * every:(u + 1) * every]); ad.step()
+            ad.observe(stream[u * every:(u + 1) * every])
+            with timer("update"): ad.step()
     with torch.no_grad(), ad.serving() as live: after = ppl(live)
-    return {"before": before, "after": after, "lr": lr, "probe": probe, "n_params": ad.fg.numel, "updates": updates,
-            "tokens": updates * every, "rollbacks": sum(e["kind"] == "rollback" for e in ad.events),
-            "seconds_per_update": timer.totals["adapt"] / updates, "fg_losses": [e["fg_loss"] for e in ad.events if e["kind"] == "update"]}
+    return {"before": before, "after": after, "lr": lr, "K": K, "n_params": ad.fg.numel, "updates": updates, "tokens": updates * every,
+            "rollbacks": sum(e["kind"] == "rollback" for e in ad.events), "seconds_per_update": timer.totals["update"] / updates,
+            "fg_losses": [e["fg_loss"] for e in ad.events if e["kind"] == "update"]}
