@@ -9,19 +9,13 @@ import math
 import torch
 
 from .lora_linear import LazyKernel, dot_precision, kernel_path, triton, tl
+from ..models import math_attention
 
 # %% auto #0
-__all__ = ['causal_attention_ref', 'attention_jvp_ref', 'attention_forward', 'attention_jvp', 'AttentionJVP', 'jvp_attention',
-           'register_jvp_attention', 'hf_jvp_attention', 'register_hf_jvp_attention', 'use_jvp_kernels']
+__all__ = ['attention_jvp_ref', 'attention_forward', 'attention_jvp', 'AttentionJVP', 'jvp_attention', 'register_jvp_attention',
+           'hf_jvp_attention', 'register_hf_jvp_attention', 'use_jvp_kernels']
 
 # %% ../nbs/21_kernels_attention.ipynb #cc113829
-def causal_attention_ref(q, k, v):
-    "Causal softmax attention with an explicit T×T matrix, q, k, v [..., T, d]."
-    T = q.shape[-2]
-    s = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
-    mask = torch.ones(T, T, dtype=torch.bool, device=q.device).triu(1)
-    return s.masked_fill(mask, float("-inf")).softmax(-1) @ v
-
 def attention_jvp_ref(q, k, v, q_dot, k_dot, v_dot):
     "Reference (o, o_dot) from the closed form Ȯ = Σ P(Ṡ−μ)V + P V̇; tangents [..., T, d] or [K, ..., T, d]."
     T, d = q.shape[-2:]
@@ -125,7 +119,7 @@ def attention_forward(q, k, v, *, path: str = "auto"):
     "Causal attention o [..., T, d] (flash kernel or the reference); `attention_forward.last_path` says which ran."
     _check_qkv(q, k, v)
     p = attention_forward.last_path = kernel_path(q, k, v, path=path)
-    return causal_attention_ref(q, k, v) if p == "torch" else _launch_attention(q, k, v)
+    return math_attention(q, k, v) if p == "torch" else _launch_attention(q, k, v)
 attention_forward.last_path = None
 
 def attention_jvp(q, k, v, q_dot, k_dot, v_dot, *, path: str = "auto"):
@@ -201,7 +195,7 @@ class AttentionJVP(torch.autograd.Function):
         q, k, v = ctx.saved_tensors
         with torch.enable_grad():
             qkv = [t.detach().requires_grad_() for t in (q, k, v)]
-            return torch.autograd.grad(causal_attention_ref(*qkv), qkv, go)
+            return torch.autograd.grad(math_attention(*qkv), qkv, go)
     @staticmethod
     def vmap(info, in_dims, q, k, v):
         n = info.batch_size

@@ -194,7 +194,8 @@ def _time(fn, reps: int = 3) -> float:
 def bench_kernels(device: str | None = None, quick: bool = True) -> list[dict]:
     "Rows {kernel, shape, a, ms_a, b, ms_b, ratio=ms_a/ms_b}: each fast path timed beside what it replaces."
     from fmea.kernels.lora_linear import lora_linear, lora_linear_ref, lora_linear_jvp, lora_linear_jvp_ref
-    from fmea.kernels.attention_jvp import attention_jvp, attention_jvp_ref, causal_attention_ref
+    from fmea.kernels.attention_jvp import attention_jvp, attention_jvp_ref
+    from fmea.models import math_attention
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     gpu = dev.type == "cuda"
     dt = torch.float16 if gpu else torch.float32
@@ -216,7 +217,7 @@ def bench_kernels(device: str | None = None, quick: bool = True) -> list[dict]:
     Bsz, H, T, hd = (1, 16, 2048, 64) if gpu else (1, 2, 64, 16)
     q, k, v, qd, kd, vd = (rn(Bsz, H, T, hd) for _ in range(6))
     add("attention_jvp", f"B={Bsz} H={H} T={T} d={hd} K=1", f"attention_jvp[{path}]", lambda: attention_jvp(q, k, v, qd, kd, vd, path=path),
-        "torch.func.jvp(math attention)", lambda: torch.func.jvp(causal_attention_ref, (q, k, v), (qd, kd, vd)))
+        "torch.func.jvp(math attention)", lambda: torch.func.jvp(math_attention, (q, k, v), (qd, kd, vd)))
     add("attention_jvp_vs_sdpa", f"B={Bsz} H={H} T={T} d={hd} K=1", f"attention_jvp[{path}]", lambda: attention_jvp(q, k, v, qd, kd, vd, path=path),
         "sdpa forward", lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True))
     N, kk, r2, d2, Mt = (16, 4, 16, 2048, 8 * 512) if gpu else (16, 4, 8, 64, 64)
