@@ -14,13 +14,13 @@ import torch
 import torch.nn.functional as F
 
 from .core import atomic_write, derive_seed, make_generator, command, arg
+from .stats import balanced_ppl
 
 # %% auto #0
 __all__ = ['DEFAULT_DOMAINS', 'BUILTIN_SOURCES', 'CACHE', 'CORPUS_VERSION', 'EOT', 'ALIASES', 'docstrings', 'domain_source',
            'clean_text', 'chunk_text', 'text_hash', 'split_of', 'Corpus', 'build_corpus', 'verify_corpus',
            'train_tokenizer', 'canonical_domain', 'build_shards', 'load_shards', 'prepare_data', 'data_cmd',
-           'DomainBatches', 'StratifiedEvalLoader', 'LegacyConcatEvalLoader', 'domain_mix', 'balanced_ppl',
-           'domain_ppl']
+           'DomainBatches', 'StratifiedEvalLoader', 'LegacyConcatEvalLoader', 'domain_mix', 'domain_ppl']
 
 # %% ../nbs/10_data.ipynb #d36b510b
 DEFAULT_DOMAINS = ("biology", "code", "general", "science")
@@ -370,13 +370,6 @@ def domain_mix(loader, max_batches: int) -> dict[str, float]:
     return {d: seen.count(d) / len(seen) for d in sorted(set(seen))}
 
 # %% ../nbs/10_data.ipynb #912ff5d2
-def balanced_ppl(ppls: dict[str, float]) -> float:
-    "Geometric mean of per-domain perplexities: exp(mean log PPL)."
-    if not ppls: raise ValueError("balanced_ppl needs at least one domain")
-    bad = {d: p for d, p in ppls.items() if not (isinstance(p, (int, float)) and math.isfinite(p) and p > 0)}
-    if bad: raise ValueError(f"perplexities must be finite and positive, got {bad}")
-    return math.exp(sum(math.log(p) for p in ppls.values()) / len(ppls))
-
 @torch.no_grad()
 def domain_ppl(model, loader, device=None) -> dict[str, float]:
     "{domain: PPL} from one pass of `loader` (yielding (domain, x, y)); `model(x, y)` returns (logits, loss) or `model(x)` logits."

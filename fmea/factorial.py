@@ -12,14 +12,15 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from .stats import balanced_ppl
 from .core import (arg, atomic_write, command, has_record, make_generator, progress, read_record,
                        reproduce_stage, write_record)
 
 # %% auto #0
 __all__ = ['FACTORS', 'PAPER_CELLS', 'OMITTED_CELLS', 'PAPER_SEEDS', 'DESIGNS', 'CELL_RUNNERS', 'SUBSTRATE_MODULES',
            'TOY_DOMAINS', 'TOY_EFFECTS', 'make_cell', 'cell_levels', 'Design', 'get_design', 'register_cell_runner',
-           'get_cell_runner', 'balanced_ppl', 'record_name', 'run_cell', 'toy_metrics', 'SweepError', 'SweepResult',
-           'sweep', 'records_table', 'read_table', 'cell_levels_by_name', 'factorial_effects', 'analyze_source',
+           'get_cell_runner', 'record_name', 'run_cell', 'toy_metrics', 'SweepError', 'SweepResult', 'sweep',
+           'records_table', 'read_table', 'cell_levels_by_name', 'factorial_effects', 'analyze_source',
            'report_markdown', 'results_json', 'cli_run', 'cli_analyze', 'reproduce_analysis']
 
 # %% ../nbs/14_factorial.ipynb #b1d3859d
@@ -126,12 +127,6 @@ def get_cell_runner(substrate: str) -> Callable:
         raise KeyError(f"no cell runner registered for substrate {substrate!r} (registered: {sorted(CELL_RUNNERS)})")
     return CELL_RUNNERS[substrate]
 
-def balanced_ppl(ppl: dict) -> float:
-    "Balanced PPL = geometric mean of per-domain PPLs = exp(mean log PPL) (seed 001 §5.1)."
-    vals = np.asarray(list(ppl.values()), dtype=float)
-    if vals.size == 0 or not np.all(np.isfinite(vals)) or np.any(vals <= 0):
-        raise ValueError(f"per-domain PPLs must be finite and positive, got {ppl}")
-    return float(np.exp(np.log(vals).mean()))
 
 def record_name(substrate: str, cell: dict, seed: int) -> str:
     "The record name of one (substrate, cell, seed) run."

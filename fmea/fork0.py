@@ -14,10 +14,11 @@ import torch
 
 from .core import make_generator
 from .lifecycle import read_events
+from .stats import partial_corr
 
 # %% auto #0
-__all__ = ['adapter_table', 'partial_corr', 'death_spiral', 'phase_a', 'synthetic_spiral_log', 'load_base_weights',
-           'adapter_losses', 'VarianceRatio', 'variance_ratios', 'harm_matrix']
+__all__ = ['adapter_table', 'death_spiral', 'phase_a', 'synthetic_spiral_log', 'load_base_weights', 'adapter_losses',
+           'VarianceRatio', 'variance_ratios', 'harm_matrix']
 
 # %% ../nbs/16_fork0.ipynb #27da9be4
 def adapter_table(log, end_step: int | None = None):
@@ -56,21 +57,6 @@ def _pearson(x, y):
     if len(x) < 3 or x.std() == 0 or y.std() == 0: return {"r": float("nan"), "p": float("nan"), "n": int(len(x))}
     r, p = stats.pearsonr(x, y)
     return {"r": float(r), "p": float(p), "n": int(len(x))}
-
-def partial_corr(x, y, z):
-    "Pearson correlation of x and y after regressing both on z (with intercept); p from t with n−3 df."
-    from scipy import stats
-    x, y, z = (np.asarray(v, float) for v in (x, y, z))
-    Z = np.column_stack([np.ones_like(z), z])
-    rx = x - Z @ np.linalg.lstsq(Z, x, rcond=None)[0]
-    ry = y - Z @ np.linalg.lstsq(Z, y, rcond=None)[0]
-    n = len(x)
-    if n < 4: return {"r": float("nan"), "p": float("nan"), "n": n}
-    if rx.std() < 1e-9 * (1 + x.std()) or ry.std() < 1e-9 * (1 + y.std()):   # z explains x or y completely: nothing left to correlate
-        return {"r": 0.0, "p": 1.0, "n": n, "explained_by_control": True}
-    r = float(np.corrcoef(rx, ry)[0, 1])
-    t = r * math.sqrt((n - 3) / max(1e-300, 1 - r * r))
-    return {"r": r, "p": float(2 * stats.t.sf(abs(t), n - 3)), "n": n}
 
 def death_spiral(table, young: int) -> dict:
     "Share of selection deaths aged ≤ `young` steps, and the longest run of such deaths in one slot."

@@ -20,8 +20,8 @@ __all__ = ['AdapterBank', 'cold_A', 'bank_sizes', 'delta_weights', 'pairwise_dis
            'refactor', 'blend_into', 'mutate_slot', 'LifecycleConfig', 'f3_subfactorial', 'lifecycle_from_cell',
            'dominant_domains', 'LOOFitness', 'loo_fitness', 'resolve_layers', 'routed_counts', 'mixture_fitness',
            'EventLog', 'read_events', 'save_snapshot', 'load_snapshot', 'Lifecycle', 'replay', 'alive_at',
-           'newcomer_death_spiral', 'plot_timeline', 'survival_table', 'partial_corr', 'ToyMixture', 'toy_domains',
-           'toy_batch', 'run_toy_lifecycle', 'markov_domains', 'markov_batch', 'run_gpt_lifecycle', 'lifecycle_stage']
+           'newcomer_death_spiral', 'plot_timeline', 'survival_table', 'ToyMixture', 'toy_domains', 'toy_batch',
+           'run_toy_lifecycle', 'markov_domains', 'markov_batch', 'run_gpt_lifecycle', 'lifecycle_stage']
 
 # %% ../nbs/08_lifecycle.ipynb #59641680
 class AdapterBank(nn.Module):
@@ -590,14 +590,6 @@ def survival_table(log) -> "pd.DataFrame":
     out["events_present"], out["events_survived"] = pd.Series(present), pd.Series(survived)
     out["age_end"] = [float(r.died if not _isna(r.died) else last) - r.born for r in out.itertuples()]
     return out.reset_index()
-
-def partial_corr(df, x: str, y: str, controls: Sequence[str] = ()) -> float:
-    "Pearson correlation of `x` and `y` after regressing both on `controls` (with an intercept)."
-    import numpy as np
-    X = np.column_stack([np.ones(len(df))] + [df[c].to_numpy(float) for c in controls])
-    res = [v - X @ np.linalg.lstsq(X, v, rcond=None)[0] for v in (df[x].to_numpy(float), df[y].to_numpy(float))]
-    den = float(np.sqrt((res[0] ** 2).sum() * (res[1] ** 2).sum()))
-    return float((res[0] * res[1]).sum() / den) if den > 0 else float("nan")
 
 # %% ../nbs/08_lifecycle.ipynb #2feef89b
 class ToyMixture(nn.Module):

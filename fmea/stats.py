@@ -15,11 +15,11 @@ from .core import derive_seed
 
 # %% auto #0
 __all__ = ['TABLE4', 'TABLE4_SEEDS', 'PRIMARY', 'CONSISTENCY', 'PAPER_CHAINS', 'BANDS', 'BIMODAL', 'TABLE10', 'TABLE10_BALANCED',
-           'log_delta', 'balanced', 'arithmetic_balanced', 'pct_shift', 'TestResult', 'one_sample_t', 'paired_t',
-           'welch_t', 'bootstrap_ci', 'paired_diff', 'cohen_dz', 'logppl_matrix', 'domains_of', 'contrast', 'table4',
-           'Chain', 'chain_table', 'additivity', 'chain_agreement', 'fractional_attribution', 'domain_chains', 'mirror',
-           'band_verdict', 'is_bimodal', 'bimodal_replication', 'aggregator_check', 'phase_b_sweep', 'state_verdict',
-           'strip_plot', 'waterfall', 'domain_heatmap', 'analyze']
+           'log_delta', 'balanced', 'balanced_ppl', 'arithmetic_balanced', 'pct_shift', 'partial_corr', 'TestResult',
+           'one_sample_t', 'paired_t', 'welch_t', 'bootstrap_ci', 'paired_diff', 'cohen_dz', 'logppl_matrix',
+           'domains_of', 'contrast', 'table4', 'Chain', 'chain_table', 'additivity', 'chain_agreement',
+           'fractional_attribution', 'domain_chains', 'mirror', 'band_verdict', 'is_bimodal', 'bimodal_replication',
+           'aggregator_check', 'phase_b_sweep', 'state_verdict', 'strip_plot', 'waterfall', 'domain_heatmap', 'analyze']
 
 # %% ../nbs/13_stats.ipynb #89741404
 def _arr(x, what="values") -> np.ndarray:
@@ -38,9 +38,15 @@ def log_delta(ref_ppl, test_ppl) -> np.ndarray:
 def balanced(ppls, axis=-1) -> np.ndarray | float:
     "Balanced PPL: geometric mean over `axis` (the domains)."
     a = np.asarray(ppls, dtype=float)
-    if np.any(a <= 0): raise ValueError(f"PPLs must be positive, got {a.tolist()}")
+    if a.size == 0 or not np.all(np.isfinite(a)) or np.any(a <= 0): raise ValueError(f"PPLs must be finite and positive, got {a.tolist()}")
     out = np.exp(np.log(a).mean(axis=axis))
     return float(out) if np.ndim(out) == 0 else out
+
+def balanced_ppl(ppl: dict) -> float:
+    "Balanced PPL of a {domain: PPL} dict (seed 001 §5.1): exp(mean log PPL)."
+    if not ppl: raise ValueError("balanced PPL needs at least one domain")
+    try: return balanced(list(ppl.values()))
+    except ValueError: raise ValueError(f"per-domain PPLs must be finite and positive, got {ppl}") from None
 
 def arithmetic_balanced(ppls, axis=-1):
     "The *wrong* aggregator of App. B.11: arithmetic mean of per-domain PPLs (kept to reproduce the correction)."
@@ -50,6 +56,20 @@ def arithmetic_balanced(ppls, axis=-1):
 def pct_shift(ref, test) -> float:
     "Relative PPL shift of `test` against `ref` in percent (positive = test is worse, i.e. a regression)."
     return 100.0 * (float(test) / float(ref) - 1.0)
+
+def partial_corr(x, y, controls=()) -> dict:
+    "Pearson r of `x` and `y` after regressing both on `controls` (1-D, 2-D columns, or none) with an intercept; p from t with n−2−c df."
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    C = np.asarray(controls, float).reshape(len(x), -1) if np.size(controls) else np.empty((len(x), 0))
+    Z = np.column_stack([np.ones(len(x)), C])
+    rx, ry = (v - Z @ np.linalg.lstsq(Z, v, rcond=None)[0] for v in (x, y))
+    n, df = len(x), len(x) - 2 - C.shape[1]
+    if df < 1: return {"r": float("nan"), "p": float("nan"), "n": n}
+    if rx.std() < 1e-9 * (1 + x.std()) or ry.std() < 1e-9 * (1 + y.std()):   # the controls explain x or y completely
+        return {"r": 0.0, "p": 1.0, "n": n, "explained_by_control": True}
+    r = float(np.corrcoef(rx, ry)[0, 1])
+    t = r * math.sqrt(df / max(1e-300, 1 - r * r))
+    return {"r": r, "p": float(2 * _st.t.sf(abs(t), df)), "n": n}
 
 # %% ../nbs/13_stats.ipynb #671a15b4
 @dataclass(frozen=True)
