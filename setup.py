@@ -30,8 +30,8 @@ min_python = cfg['min_python']
 # below; `fmea/kernels` is a symlink to it so that nbdev exports into it). It has no `__init__.py`
 # and is never installed as a top-level `kernels` package (one exists on PyPI and transformers
 # probes for it). `tests/` is reached through `fmea/tests` the same way and is not installed.
-packages = ['fmea', 'fmea.kernels']
-package_dir = {'fmea': 'fmea', 'fmea.kernels': 'kernels'}
+packages = ['fmea', 'fmea.experiments', 'fmea.kernels']
+package_dir = {'fmea': 'fmea', 'fmea.experiments': 'fmea/experiments', 'fmea.kernels': 'kernels'}
 
 setuptools.setup(
     name = cfg['lib_name'],

@@ -19,7 +19,7 @@ from .nes import NES
 from .torus import TorusRouter, population_losses
 
 # %% auto #0
-__all__ = ['DOMAINS', 'TINY_TARGETS', 'TRAIN_FILES', 'HELD_FILES', 'lm_loss', 'shadow_copy', 'trainable', 'torus_router',
+__all__ = ['DOMAINS', 'TINY_TARGETS', 'TRAIN_FILES', 'HELD_FILES', 'next_token_loss', 'shadow_copy', 'trainable', 'torus_router',
            'OnlineAdapter', 'markov_stream', 'pretrained_tiny', 'tiny_mixture', 'holdout', 'adapter_checksum',
            'online_demo', 'plot_online', 'adapt_stage', 'forbid_backward', 'smollm2_online_demo']
 
@@ -36,9 +36,9 @@ def _plain_hf(model) -> bool:
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     return head is not None and getattr(head, "bias", None) is None
 
-def lm_loss(model: nn.Module, idx: torch.Tensor) -> torch.Tensor:
+def next_token_loss(model: nn.Module, idx: torch.Tensor) -> torch.Tensor:
     "Mean next-token cross-entropy of `model` on token rows `idx` [B, T] (T ≥ 2)."
-    if idx.ndim != 2 or idx.shape[1] < 2: raise ValueError(f"lm_loss needs token rows [B, T≥2], got shape {tuple(idx.shape)}")
+    if idx.ndim != 2 or idx.shape[1] < 2: raise ValueError(f"next_token_loss needs token rows [B, T≥2], got shape {tuple(idx.shape)}")
     if _plain_hf(model):  # same mean CE from the last hidden states: no [B, T, V] logits (nor K of them as tangents under forward AD)
         return _hidden_lm_loss(model, idx[:, :-1], idx[:, 1:])
     logits = _logits(model, idx[:, :-1])
@@ -103,7 +103,7 @@ class OnlineAdapter:
         model = self.model if model is None else model
         if self.score_fn is not None: return float(self.score_fn(model))
         if self.holdout is None: raise ValueError("no holdout tokens and no score_fn: nothing to score")
-        return math.exp(-float(lm_loss(model, self.holdout)))
+        return math.exp(-float(next_token_loss(model, self.holdout)))
 
     def observe(self, tokens: Iterable[int] | torch.Tensor) -> bool:
         "Add generated/consumed tokens to the buffer; returns whether an update is due (and wakes the background thread)."
@@ -151,7 +151,7 @@ class OnlineAdapter:
             old_lr = self.fg.lr
             self.fg.lr = old_lr * lr_scale
             try:
-                with timer("lora_fg"): r = self.fg.step(lambda: lm_loss(self.shadow, idx))
+                with timer("lora_fg"): r = self.fg.step(lambda: next_token_loss(self.shadow, idx))
             finally: self.fg.lr = old_lr
             ev.update(fg_loss=r["loss"], fg_skipped=r["skipped"], lr_scale=lr_scale)
             if self.nes is not None:
@@ -316,7 +316,7 @@ def online_demo(updates_per_domain: int = 12, every: int = 50, seed: int = 0, lr
     hold = {d: holdout(d, seed=seed) for d in "ABC"}
     ad = OnlineAdapter(mix, every=every, K=8, lr=lr, sigma=0.05, nes_lr=0.02, holdout=hold["C"], seed=seed)
     destroy_at = updates_per_domain + updates_per_domain // 2 if destroy_at is None else destroy_at
-    with torch.no_grad(): hist = {d: [float(lm_loss(mix, hold[d]))] for d in "ABC"}
+    with torch.no_grad(): hist = {d: [float(next_token_loss(mix, hold[d]))] for d in "ABC"}
     hist.update(rollback=[], attempted=[])
     for u in range(2 * updates_per_domain):
         ad.observe(markov_stream("A" if u < updates_per_domain else "B", every, seed=seed * 10_000 + u))
@@ -327,7 +327,7 @@ def online_demo(updates_per_domain: int = 12, every: int = 50, seed: int = 0, lr
         else:
             ad.step()
         with torch.no_grad(), ad.serving() as live:
-            for d in "ABC": hist[d].append(float(lm_loss(live, hold[d])))
+            for d in "ABC": hist[d].append(float(next_token_loss(live, hold[d])))
     return {"hist": hist, "events": ad.events, "updates_per_domain": updates_per_domain}
 
 def plot_online(res: dict):
@@ -407,7 +407,7 @@ def smollm2_online_demo(updates: int = 24, K: int = 64, lr: float = 0.3, rows: i
     prose = [_prose_text()] + [(lic / "Apache-2.0").read_text()] * (lic / "Apache-2.0").exists()
     held = {"code (held-out stdlib files)": _stdlib_rows(tok, HELD_FILES, 2000, eval_rows, row_len),
             "prose (licences)": torch.cat([torch.tensor(tok(t)["input_ids"][:eval_rows * row_len]).view(eval_rows, row_len) for t in prose])}
-    ppl = lambda m: {k: math.exp(float(lm_loss(m, v))) for k, v in held.items()}
+    ppl = lambda m: {k: math.exp(float(next_token_loss(m, v))) for k, v in held.items()}
     with torch.no_grad(): before = ppl(model)
     every = rows * row_len
     ad = OnlineAdapter(model, every=every, window=every, row_len=row_len, K=K, lr=lr, direction=direction, use_nes=False,

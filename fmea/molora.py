@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .core import make_generator, derive_seed
-from .lora import find_targets, linear_dims, is_linear_like, LoRALinear
+from .lora import find_targets, linear_dims, is_linear_like, LoRALinear, _set_module
 
 # %% auto #0
 __all__ = ['PAPER_TARGETS', 'FEATURES', 'Routing', 'single_adapter_routing', 'MoLoRALinear', 'use_kernel', 'molora_layers',
@@ -145,10 +145,6 @@ def use_kernel(model: nn.Module, on: bool = True):
 
 # %% ../nbs/05_molora.ipynb #6fd341c7
 PAPER_TARGETS = ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"]
-
-def _set_module(model: nn.Module, name: str, new: nn.Module):
-    parent, _, leaf = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, leaf, new)
 
 def molora_layers(model: nn.Module) -> dict[str, MoLoRALinear]:
     "{name: MoLoRALinear} for every mixture layer in `model`."
