@@ -24,6 +24,7 @@ py_versions = '3.10 3.11 3.12'.split()
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 ray_requirements = shlex.split(cfg.get('ray_requirements', ''))
+corpus_requirements = shlex.split(cfg.get('corpus_requirements', ''))
 lic = licenses.get(cfg['license'].lower(), (cfg['license'], None))
 min_python = cfg['min_python']
 # `kernels/` is a top-level folder of the repository installed only as `fmea.kernels` (package_dir
@@ -46,7 +47,7 @@ setuptools.setup(
     package_dir = package_dir,
     include_package_data = True,
     install_requires = requirements,
-    extras_require={ 'dev': dev_requirements, 'ray': ray_requirements },
+    extras_require={ 'dev': dev_requirements, 'ray': ray_requirements, 'corpus': corpus_requirements },
     dependency_links = cfg.get('dep_links','').split(),
     python_requires  = '>=' + cfg['min_python'],
     long_description = open('README.md', encoding='utf-8').read(),

@@ -5,7 +5,7 @@
 # %% ../nbs/00_core.ipynb #c00de1ed
 from __future__ import annotations
 import contextlib, copy, dataclasses, datetime, functools, hashlib, importlib.metadata, json, math, os, platform, socket
-import subprocess, sys, tempfile, time
+import subprocess, sys, tempfile, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -13,17 +13,20 @@ from typing import Any, Callable, Iterable
 import torch
 
 # %% auto #0
-__all__ = ['RECORD_SCHEMA', 'STAGES', 'COMMANDS', 'derive_seed', 'make_generator', 'resolve_dtype', 'resolve_device',
-           'atomic_write', 'package_versions', 'git_commit', 'provenance', 'jsonable', 'record_path', 'has_record',
-           'write_record', 'read_record', 'load_records', 'append_jsonl', 'read_jsonl', 'Timer', 'progress',
-           'torch_threads', 'StageContext', 'Stage', 'reproduce_stage', 'Command', 'arg', 'command']
+__all__ = ['RECORD_SCHEMA', 'RECORD_END', 'STAGES', 'COMMANDS', 'derive_seed', 'make_generator', 'resolve_dtype',
+           'resolve_device', 'atomic_write', 'package_versions', 'git_commit', 'provenance', 'jsonable', 'record_path',
+           'record_problem', 'has_record', 'write_record', 'read_record', 'load_records', 'append_jsonl', 'read_jsonl',
+           'Timer', 'progress', 'torch_threads', 'StageContext', 'Stage', 'reproduce_stage', 'stage_fingerprint',
+           'Command', 'arg', 'command', 'json_object', 'positive_int']
 
 # %% ../nbs/00_core.ipynb #6513141e
 def derive_seed(*keys) -> int:
-    "A stable 63-bit seed from any tuple of ints/strings/floats (the same keys give the same seed in every process)."
+    """A stable 63-bit seed from any tuple of ints/strings/floats (the same keys give the same seed in every
+    process)."""
     if not keys: raise ValueError("derive_seed needs at least one key")
     for k in keys:
-        if not isinstance(k, (int, str, float, bool)): raise TypeError(f"derive_seed keys must be int/str/float/bool, got {type(k).__name__}: {k!r}")
+        if not isinstance(k, (int, str, float, bool)):
+            raise TypeError(f"derive_seed keys must be int/str/float/bool, got {type(k).__name__}: {k!r}")
     digest = hashlib.blake2b(repr(keys).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & (2**63 - 1)
 
@@ -37,7 +40,8 @@ def make_generator(*keys, device="cpu") -> torch.Generator:
 # %% ../nbs/00_core.ipynb #24014919
 _DTYPES = {"fp32": torch.float32, "float32": torch.float32, "float": torch.float32, "tf32": torch.float32,
            "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
-           "bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp64": torch.float64, "float64": torch.float64}
+           "bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp64": torch.float64,
+           "float64": torch.float64}
 
 def resolve_dtype(dtype: str | torch.dtype | None = None) -> torch.dtype:
     "A `torch.dtype` from a name like 'fp32', 'bf16', 'fp16' (None means float32)."
@@ -47,12 +51,16 @@ def resolve_dtype(dtype: str | torch.dtype | None = None) -> torch.dtype:
     if key not in _DTYPES: raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(_DTYPES)}")
     return _DTYPES[key]
 
+# %% ../nbs/00_core.ipynb #134f0087
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    "A `torch.device`: None or 'auto' picks CUDA when present, else CPU; asking for an absent CUDA is an error."
-    if device is None or str(device) == "auto": return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """A `torch.device`: None or 'auto' picks CUDA when present, else CPU; asking for an absent CUDA is an
+    error."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try: dev = torch.device(device)
     except RuntimeError as e: raise ValueError(f"unknown device {device!r}: {e}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available(): raise RuntimeError(f"device {device!r} was asked for but CUDA is not available here")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} was asked for but CUDA is not available here")
     return dev
 
 # %% ../nbs/00_core.ipynb #5c88a65a
@@ -82,8 +90,10 @@ def package_versions(names: Iterable[str] = _TRACKED) -> dict:
         except importlib.metadata.PackageNotFoundError: out[n] = None
     return out
 
+# %% ../nbs/00_core.ipynb #861c19d4
 def git_commit(path: str | Path | None = None) -> dict:
-    "The git commit of the repository holding `path` (default: this package), and whether it has uncommitted changes."
+    """The git commit of the repository holding `path` (default: this package), and whether it has uncommitted
+    changes."""
     import fmea
     cwd = Path(path) if path else Path(fmea.__file__).resolve().parent
     def _git(*args):
@@ -95,20 +105,25 @@ def git_commit(path: str | Path | None = None) -> dict:
         return {"commit": head.stdout.strip(), "dirty": dirty}
     except (OSError, subprocess.TimeoutExpired): return {"commit": None, "dirty": None}
 
+# %% ../nbs/00_core.ipynb #e656d78c
 @functools.cache
 def _environment() -> dict:
     # read once per process: a sweep writes many records, and the environment does not change under it
     return {"versions": package_versions(), "git": git_commit(), "host": socket.gethostname(),
-            "platform": platform.platform(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+            "platform": platform.platform(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 def provenance() -> dict:
     "Versions, git commit, host and devices (read once per process), and the UTC time, for a run record."
-    return {**copy.deepcopy(_environment()), "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    return {**copy.deepcopy(_environment()),
+            "time_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
 
 # %% ../nbs/00_core.ipynb #285717df
 def jsonable(obj: Any) -> Any:
-    "`obj` as plain JSON values: dataclasses, mappings, sequences, paths, tensors and NumPy scalars/arrays are converted."
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type): return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    """`obj` as plain JSON values: dataclasses, mappings, sequences, paths, tensors and NumPy scalars/arrays
+    are converted."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, dict): return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple, set, frozenset)): return [jsonable(v) for v in obj]
     if isinstance(obj, Path): return str(obj)
@@ -119,33 +134,52 @@ def jsonable(obj: Any) -> Any:
     raise TypeError(f"cannot store a {type(obj).__name__} in a run record: {obj!r}")
 
 # %% ../nbs/00_core.ipynb #facf6e35
-RECORD_SCHEMA = 1
+RECORD_SCHEMA = 2
+RECORD_END = "end"   # the last key of every record: a record without it was cut short
 
 def record_path(folder: str | Path, name: str) -> Path:
     "Where the record called `name` lives under `folder`."
     parts = Path(name).parts
-    if not name or Path(name).is_absolute() or ".." in parts: raise ValueError(f"record name must be a relative path without '..', got {name!r}")
+    if not name or Path(name).is_absolute() or ".." in parts:
+        raise ValueError(f"record name must be a relative path without '..', got {name!r}")
     return Path(folder) / f"{name}.json"
 
-def has_record(folder: str | Path, name: str) -> bool:
-    "Whether a complete record called `name` exists (the test that makes sweeps resumable)."
-    return record_path(folder, name).exists()
+# %% ../nbs/00_core.ipynb #e497564d
+def record_problem(path: str | Path) -> str | None:
+    """Why the file at `path` is not a complete record (missing, unparsable, not a record, no end marker), or
+    None."""
+    path = Path(path)
+    if not path.exists(): return "missing"
+    try: rec = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: return f"does not parse ({e})"
+    if not isinstance(rec, dict): return f"is a JSON {type(rec).__name__}, not a record"
+    missing = {"schema", "name", "config", "metrics"} - set(rec)
+    if missing: return f"is not an fmea run record (missing {sorted(missing)})"
+    if rec.get(RECORD_END) is not True: return "has no end marker (written by an interrupted or older writer)"
+    return None
 
+# %% ../nbs/00_core.ipynb #e497564e
+def has_record(folder: str | Path, name: str) -> bool:
+    """Whether a complete record called `name` exists: it parses and carries its end marker (what makes sweeps
+    resumable)."""
+    return record_problem(record_path(folder, name)) is None
+
+# %% ../nbs/00_core.ipynb #e497564f
 def write_record(folder: str | Path, name: str, *, config: Any, seed: int | None, metrics: dict,
                  timings: dict | None = None, extra: dict | None = None) -> Path:
-    "Write one run record atomically; returns its path."
+    "Write one run record atomically, its end marker last; returns its path."
     if not isinstance(metrics, dict): raise TypeError(f"metrics must be a dict, got {type(metrics).__name__}")
     rec = {"schema": RECORD_SCHEMA, "name": name, "seed": seed, "config": jsonable(config),
            "metrics": jsonable(metrics), "timings": jsonable(timings or {}), "extra": jsonable(extra or {}),
-           "provenance": provenance()}
+           "provenance": provenance(), RECORD_END: True}
     return atomic_write(record_path(folder, name), json.dumps(rec, indent=1))
 
+# %% ../nbs/00_core.ipynb #e4975650
 def read_record(path: str | Path) -> dict:
-    "Load one record, checking it is one."
-    rec = json.loads(Path(path).read_text())
-    missing = {"schema", "name", "config", "metrics"} - set(rec)
-    if missing: raise ValueError(f"{path} is not an fmea run record (missing {sorted(missing)})")
-    return rec
+    "Load one complete record; a file that is not one is a `ValueError` saying why."
+    problem = record_problem(path)
+    if problem: raise ValueError(f"{path}: {problem}")
+    return json.loads(Path(path).read_text())
 
 # %% ../nbs/00_core.ipynb #a6a708fe
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -157,7 +191,8 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 def load_records(folder: str | Path, pattern: str = "**/*.json"):
-    "A `pandas.DataFrame` with one row per record under `folder` (columns: name, seed, config.*, metrics.*, timings.*, extra.*, path)."
+    """A `pandas.DataFrame` with one row per record under `folder` (columns: name, seed, config.*, metrics.*,
+    timings.*, extra.*, path)."""
     import pandas as pd
     folder = Path(folder)
     if not folder.is_dir(): raise FileNotFoundError(f"no records folder at {folder}")
@@ -165,28 +200,40 @@ def load_records(folder: str | Path, pattern: str = "**/*.json"):
     for p in sorted(folder.glob(pattern)):
         rec = read_record(p)
         row = {"name": rec["name"], "seed": rec.get("seed")}
-        for part in ("config", "metrics", "timings", "extra"): row.update(_flatten(rec.get(part) or {}, part + "."))
+        for part in ("config", "metrics", "timings", "extra"):
+            row.update(_flatten(rec.get(part) or {}, part + "."))
         row["path"] = str(p)
         rows.append(row)
     return pd.DataFrame(rows)
 
 # %% ../nbs/00_core.ipynb #8a4633c2
 def append_jsonl(path: str | Path, record: dict):
-    "Append `record` as one JSON line with a single write on an O_APPEND descriptor (lines never interleave)."
+    """Append `record` as one JSON line (one `write` on an O_APPEND descriptor), on a fresh line after a torn
+    tail."""
     line = (json.dumps(jsonable(record), sort_keys=True) + "\n").encode()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try: os.write(fd, line)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n": line = b"\n" + line   # close a torn last line first
+        os.write(fd, line)
     finally: os.close(fd)
 
+# %% ../nbs/00_core.ipynb #3c1e0a02
 def read_jsonl(path: str | Path) -> list[dict]:
-    "The records of a JSON Lines file; a torn last line (an interrupted append) is dropped, any other bad line is an error."
-    lines = [l for l in Path(path).read_text().splitlines() if l.strip()]
-    out = []
-    for k, line in enumerate(lines):
+    """The records of a JSON Lines file; torn lines (interrupted appends) are skipped with a warning, other
+    bad lines raise."""
+    out, torn = [], []
+    for k, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip(): continue
         try: out.append(json.loads(line))
         except json.JSONDecodeError:
-            if k < len(lines) - 1: raise ValueError(f"{path}: line {k + 1} is not JSON: {line[:80]!r}") from None
+            if not line.lstrip().startswith("{"):
+                raise ValueError(f"{path}: line {k} is not JSON: {line[:80]!r}") from None
+            torn.append(k)
+    if torn:
+        warnings.warn(f"{path}: skipped {len(torn)} torn line(s) {torn[:10]} (an interrupted append)",
+                      RuntimeWarning, stacklevel=2)
     return out
 
 # %% ../nbs/00_core.ipynb #90f0d4c2
@@ -202,6 +249,7 @@ class Timer:
             if torch.cuda.is_available(): torch.cuda.synchronize()
             self.totals[name] = self.totals.get(name, 0.0) + time.perf_counter() - t0
 
+# %% ../nbs/00_core.ipynb #8bb4dcd9
 def progress(iterable=None, **kwargs):
     "A tqdm progress bar (disabled when the environment sets FMEA_PROGRESS=0)."
     from tqdm.auto import tqdm
@@ -209,6 +257,7 @@ def progress(iterable=None, **kwargs):
     kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, **kwargs)
 
+# %% ../nbs/00_core.ipynb #93b43080
 @contextlib.contextmanager
 def torch_threads(n: int | None = 1):
     "Run the block with `n` torch CPU threads, restoring the previous count after (`None`: leave it)."
@@ -220,11 +269,12 @@ def torch_threads(n: int | None = 1):
 # %% ../nbs/00_core.ipynb #c2353a7a
 @dataclass
 class StageContext:
-    "What a reproduction stage gets: its output folder, the scale, the device and a base seed."
+    "What a reproduction stage gets: its output folder, the scale, the device, a base seed and a config dict."
     out: Path
     quick: bool = True
     device: str = "auto"
     seed: int = 0
+    config: dict = field(default_factory=dict)
 
     @property
     def records(self) -> Path:
@@ -232,7 +282,8 @@ class StageContext:
         return self.out / "records"
 
     def savefig(self, fig, name: str) -> str:
-        "Save a matplotlib figure as `<out>/<name>.png` (atomically) and return the markdown image link relative to the report."
+        """Save a matplotlib figure as `<out>/<name>.png` (atomically) and return the markdown image link
+        relative to the report."""
         import io, matplotlib.pyplot as plt
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
@@ -240,6 +291,7 @@ class StageContext:
         path = atomic_write(self.out / f"{name}.png", buf.getvalue())
         return f"![{name}]({path.parent.name}/{path.name})"
 
+# %% ../nbs/00_core.ipynb #87d8438c
 @dataclass
 class Stage:
     name: str
@@ -247,15 +299,33 @@ class Stage:
     order: int
     help: str
 
+# %% ../nbs/00_core.ipynb #15deda88
 STAGES: dict[str, Stage] = {}
 
 def reproduce_stage(name: str, order: int, help: str = ""):
     "Register `fn(ctx: StageContext) -> markdown` as a stage of `fmea reproduce`, run in ascending `order`."
     def deco(fn):
-        if name in STAGES and STAGES[name].fn.__qualname__ != fn.__qualname__: raise ValueError(f"two reproduce stages are called {name!r}")
+        if name in STAGES and STAGES[name].fn.__qualname__ != fn.__qualname__:
+            raise ValueError(f"two reproduce stages are called {name!r}")
         STAGES[name] = Stage(name, fn, order, help or (fn.__doc__ or "").strip())
         return fn
     return deco
+
+# %% ../nbs/00_core.ipynb #5f1a0b02
+def _source_hash(fn: Callable) -> str:
+    import inspect
+    try: src = Path(inspect.getsourcefile(fn)).read_bytes()
+    except (TypeError, OSError):   # defined interactively: hash the bytecode and constants instead
+        code = getattr(fn, "__code__", None)
+        src = (code.co_code + repr(code.co_consts).encode()) if code else fn.__qualname__.encode()
+    return hashlib.blake2b(src, digest_size=8).hexdigest()
+
+def stage_fingerprint(stage: Stage, ctx: StageContext) -> dict:
+    "What a stage's outputs depend on: stage name, scale, seed, device, config and code version."
+    import fmea
+    return {"stage": stage.name, "quick": bool(ctx.quick), "seed": int(ctx.seed), "device": str(ctx.device),
+            "config": jsonable(ctx.config), "code": {"fmea": getattr(fmea, "__version__", None),
+                                                     "source": _source_hash(stage.fn)}}
 
 # %% ../nbs/00_core.ipynb #4ecd1b89
 @dataclass
@@ -265,17 +335,42 @@ class Command:
     help: str
     args: list
 
+# %% ../nbs/00_core.ipynb #ed336467
 COMMANDS: dict[tuple[str, ...], Command] = {}
 
 def arg(*flags, **kwargs) -> tuple:
     "One `argparse` argument for `command`: `arg('--quick', action='store_true')`."
     return flags, kwargs
 
+# %% ../nbs/00_core.ipynb #c4936e9c
 def command(path: str, help: str = "", args: list | None = None):
-    "Register `fn(args: argparse.Namespace)` as the subcommand `fmea <path>` (path words separated by spaces)."
+    """Register `fn(args: argparse.Namespace)` as the subcommand `fmea <path>` (path words separated by
+    spaces)."""
     def deco(fn):
         key = tuple(path.split())
         if not key: raise ValueError("a command needs a name")
         COMMANDS[key] = Command(key, fn, help or (fn.__doc__ or "").strip(), list(args or []))
         return fn
     return deco
+
+# %% ../nbs/00_core.ipynb #6a0c0002
+def json_object(text: str) -> dict:
+    "argparse type: a JSON object such as '{\"lr\": 0.1}' (an error says what is wrong with it)."
+    import argparse
+    try: val = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"invalid JSON ({e.msg} at char {e.pos}): {text!r}") from None
+    if not isinstance(val, dict):
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object {{...}}, got {type(val).__name__}: {text!r}")
+    return val
+
+# %% ../nbs/00_core.ipynb #6a0c0003
+def positive_int(text: str) -> int:
+    "argparse type: an integer ≥ 1."
+    import argparse
+    try: val = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if val < 1: raise argparse.ArgumentTypeError(f"must be ≥ 1, got {val}")
+    return val

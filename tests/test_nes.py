@@ -5,7 +5,9 @@
 # %% auto #0
 __all__ = ['test_recovers_sphere_and_quadratic_optimum', 'test_uniform_fitness_zero_update', 'test_utilities_centred_unit_norm',
            'test_sigma_zero_noop', 'test_bad_fitness_raises', 'test_noise_regenerated_and_antithetic',
-           'test_one_call_step_equals_ask_tell', 'test_distributed_equals_single_process']
+           'test_one_call_step_equals_ask_tell', 'test_distributed_equals_single_process',
+           'test_huge_lr_never_returns_a_non_finite_theta', 'test_negative_or_non_finite_lr_refused',
+           'test_sigma_below_resolution_warns_once']
 
 # %% ../nbs/tests/test_nes.ipynb #6df7e525
 import functools
@@ -18,35 +20,43 @@ def test_recovers_sphere_and_quadratic_optimum():
     c = torch.linspace(-1, 1, dim)
     th0 = torch.full((dim,), 2.0)
     start = (th0 - c).norm().item()
-    for fn in (functools.partial(nes.sphere, center=c), functools.partial(nes.quadratic, center=c, scales=torch.logspace(0, 1, dim))):
+    for fn in (functools.partial(nes.sphere, center=c),
+               functools.partial(nes.quadratic, center=c, scales=torch.logspace(0, 1, dim))):
         th, _ = nes.run_nes(th0, fn, 200, shaping="raw", sigma=0.1, lr=0.02, seed=1)
         assert (th - c).norm() < 1e-2 * start
         th, _ = nes.run_nes(th0, fn, 300, shaping="nes_utility", sigma=0.1, lr=0.2, seed=1)
         assert (th - c).norm() < 0.1 * start
 
+# %% ../nbs/tests/test_nes.ipynb #f01c85a9
 def test_uniform_fitness_zero_update():
     th = torch.randn(12, generator=torch.Generator().manual_seed(0))
     for how in nes.SHAPINGS:
         es = nes.NES(12, pop_size=16, sigma=0.1, lr=1.0, shaping=how)
         assert torch.equal(es.tell(th, torch.full((16,), -2.5)), th)
-        assert torch.equal(nes.shape_fitness(torch.full((16,), 1.0), how) if how != "raw" else torch.zeros(16, dtype=torch.float64),
+        assert torch.equal(nes.shape_fitness(torch.full((16,), 1.0),
+                                             how) if how != "raw" else torch.zeros(16, dtype=torch.float64),
                            torch.zeros(16, dtype=torch.float64))
 
+# %% ../nbs/tests/test_nes.ipynb #c722cdfa
 def test_utilities_centred_unit_norm():
     u = nes.shape_fitness(torch.randn(16, generator=torch.Generator().manual_seed(1)), "nes_utility")
     assert abs(u.sum().item()) < 1e-12 and abs((u + 1 / 16).sum().item() - 1) < 1e-12
 
+# %% ../nbs/tests/test_nes.ipynb #d230d7eb
 def test_sigma_zero_noop():
     th = torch.randn(5, generator=torch.Generator().manual_seed(2))
     out = nes.nes_step(th, lambda p: -(p ** 2).sum(-1), sigma=0.0, lr=10.0, shaping="raw")
     assert torch.equal(out, th)
 
+# %% ../nbs/tests/test_nes.ipynb #7d57fa02
 def test_bad_fitness_raises():
     es = nes.NES(3, pop_size=4, sigma=0.1)
-    with pytest.raises(ValueError, match="non-finite"): es.tell(torch.zeros(3), torch.tensor([0.0, float("nan"), 1.0, 2.0]))
+    with pytest.raises(ValueError, match="non-finite"):
+        es.tell(torch.zeros(3), torch.tensor([0.0, float("nan"), 1.0, 2.0]))
     with pytest.raises(ValueError, match="pop_size=4"): es.tell(torch.zeros(3), torch.zeros(5))
     with pytest.raises(ValueError, match="unknown shaping"): nes.NES(3, shaping="softmax")
 
+# %% ../nbs/tests/test_nes.ipynb #7564f47a
 def test_noise_regenerated_and_antithetic():
     es = nes.NES(7, pop_size=6, sigma=0.2, seed=5)
     th = torch.zeros(7)
@@ -54,6 +64,7 @@ def test_noise_regenerated_and_antithetic():
     assert torch.equal(P[:3], -P[3:]) and torch.equal(es.ask(th, members=[4, 0]), P[[4, 0]])
     assert torch.equal(nes.NES(7, pop_size=6, sigma=0.2, seed=5).ask(th), P)
 
+# %% ../nbs/tests/test_nes.ipynb #ce60f5ff
 def test_one_call_step_equals_ask_tell():
     th = torch.full((4,), 0.5)
     fn = functools.partial(nes.sphere, center=torch.arange(4.0))
@@ -61,6 +72,7 @@ def test_one_call_step_equals_ask_tell():
     manual = es.tell(th, fn(es.ask(th)))
     assert torch.equal(nes.nes_step(th, fn, sigma=0.05, lr=0.1, seed=3), manual)
 
+# %% ../nbs/tests/test_nes.ipynb #9540567e
 def test_distributed_equals_single_process():
     th0 = torch.full((6,), 1.0)
     fn = functools.partial(nes.sphere, center=torch.linspace(-1, 1, 6))
@@ -68,3 +80,32 @@ def test_distributed_equals_single_process():
     single, _ = nes.run_nes(th0, fn, 10, **kw)
     for r in nes.run_distributed(th0, fn, 10, world_size=2, **kw):
         assert torch.equal(r["theta"], single) and r["rows_evaluated"] == 80
+
+# %% ../nbs/tests/test_nes.ipynb #930da82e
+def test_huge_lr_never_returns_a_non_finite_theta(caplog):
+    import logging
+    th = torch.linspace(-1, 1, 6)
+    es = nes.NES(6, pop_size=8, sigma=0.1, lr=1e39, shaping="raw", seed=0)
+    P = es.ask(th)
+    with caplog.at_level(logging.WARNING, logger="fmea.nes"): out = es.tell(th, -(P * P).sum(-1) * 1e30)
+    assert torch.equal(out, th) and es.skipped == 1 and "step skipped" in caplog.text
+    out16 = nes.NES(6, pop_size=8, sigma=0.1, lr=1e4, shaping="raw",
+                    seed=0).tell(th.half(), torch.arange(8.0) * 1e3)
+    assert torch.isfinite(out16).all()
+
+# %% ../nbs/tests/test_nes.ipynb #9368a7f1
+def test_negative_or_non_finite_lr_refused():
+    for lr in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="lr must be finite and ≥ 0"): nes.NES(4, lr=lr)
+    es = nes.NES(4)
+    with pytest.raises(ValueError, match="both must be finite"):
+        es.load_state_dict({**es.state_dict(), "lr": -1.0})
+
+# %% ../nbs/tests/test_nes.ipynb #1a5e3392
+def test_sigma_below_resolution_warns_once():
+    es = nes.NES(4, pop_size=4, sigma=1e-4, seed=0)
+    th = torch.full((4,), 1.0, dtype=torch.bfloat16)
+    with pytest.warns(RuntimeWarning, match="resolution of torch.bfloat16"): es.ask(th)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error"); es.ask(th)          # once only

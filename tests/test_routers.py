@@ -7,44 +7,56 @@ __all__ = ['L5', 'X', 'test_b3_hand', 'test_sigmoid_no_renormalisation_and_tau',
            'test_sigmoid_gradient_is_private_softmax_is_not', 'test_floor_hand',
            'test_floor_can_change_selection_and_ties_break_by_own_gate', 'test_anneal_schedule',
            'test_anneal_clamp_and_router_steps', 'test_topk_selection_matches_sort',
-           'test_registry_errors_and_lazy_plugin', 'test_router_config_cells', 'test_build_mixture_every_f1_cell',
+           'test_registry_errors_and_explicit_plugin', 'test_router_config_cells', 'test_build_mixture_every_f1_cell',
            'test_js_against_scipy', 'test_coalition_probe_counts_and_dead',
            'test_step_on_subclass_that_skips_router_init']
 
-# %% ../nbs/tests/test_routers.ipynb #432c8d10
+# %% ../nbs/tests/test_routers.ipynb #fdab4396
 import math, sys, textwrap
 import pytest
 import torch
 import fmea.routers as R
 import fmea.molora as M
 
+
 def _fixed(router, logits):
     with torch.no_grad():
-        router.proj.weight.zero_(); router.proj.bias.copy_(torch.tensor(logits, dtype=torch.float32))
+        router.proj.weight.zero_()
+        router.proj.bias.copy_(torch.tensor(logits, dtype=torch.float32))
     return router
+
 
 L5 = [2.0, 1.0, 0.0, -1.0, -8.0]
 X = torch.zeros(3, 4)
 
+
 def test_b3_hand():
     r = _fixed(R.B3Router(4, 5, 3), L5)(X)
-    e = [math.exp(v) for v in L5]; p = [v / sum(e) for v in e]
+    e = [math.exp(v) for v in L5]
+    p = [v / sum(e) for v in e]
     assert r.indices.tolist() == [[0, 1, 2]] * 3
     torch.testing.assert_close(r.gates, torch.tensor([p[:3]] * 3))
     torch.testing.assert_close(r.probs.sum(-1), torch.ones(3))
+
 
 def test_sigmoid_no_renormalisation_and_tau():
     r = R.SigmoidFloorRouter(4, 5, 2, gate="sigmoid", floor=False, anneal=None, tau=2.0)
     out = _fixed(r, L5)(X)
     want = [1 / (1 + math.exp(-v / 2.0)) for v in L5]
     torch.testing.assert_close(out.probs[0], torch.tensor(want))
-    assert abs(out.probs[0].sum().item() - sum(want)) < 1e-5 and out.probs[0].sum() > 1.5   # not renormalised
+    assert (
+        abs(out.probs[0].sum().item() - sum(want)) < 1e-5 and out.probs[0].sum() > 1.5
+    )  # not renormalised
     torch.testing.assert_close(out.gates[0], torch.tensor(want[:2]))
-    ren = _fixed(R.SigmoidFloorRouter(4, 5, 2, gate="sigmoid_renorm", floor=False, anneal=None, tau=2.0), L5)(X)
+    ren = _fixed(
+        R.SigmoidFloorRouter(4, 5, 2, gate="sigmoid_renorm", floor=False, anneal=None, tau=2.0), L5
+    )(X)
     torch.testing.assert_close(ren.probs[0], torch.tensor(want) / sum(want))
 
+
 def test_sigmoid_gradient_is_private_softmax_is_not():
-    "R1: a loss on the selected gates moves only the selected adapters' logits under sigmoid; all under softmax."
+    """R1: a loss on the selected gates moves only the selected adapters' logits under sigmoid; all under
+    softmax."""
     feats = torch.zeros(1, 4)
     for gate, others_zero in (("sigmoid", True), ("softmax", False)):
         r = _fixed(R.SigmoidFloorRouter(4, 5, 2, gate=gate, floor=False, anneal=None), L5)
@@ -52,11 +64,14 @@ def test_sigmoid_gradient_is_private_softmax_is_not():
         g = r.proj.bias.grad
         assert (g[2:].abs() == 0).all().item() is others_zero, (gate, g)
 
+
 def test_floor_hand():
     r = _fixed(R.SigmoidFloorRouter(4, 5, 2, gate="sigmoid", floor=True, anneal=None), L5)
     torch.testing.assert_close(r.floor_values(), torch.full((5,), 0.05))
     out = r(torch.zeros(1, 4))
-    torch.testing.assert_close(out.probs[0], torch.tensor([1 / (1 + math.exp(-v)) for v in L5]).clamp_min(0.05))
+    torch.testing.assert_close(
+        out.probs[0], torch.tensor([1 / (1 + math.exp(-v)) for v in L5]).clamp_min(0.05)
+    )
     out.probs[0, 4].backward()
     torch.testing.assert_close(r.floor_logit.grad, torch.tensor([0, 0, 0, 0, 0.05 * 0.95]))
     assert r.proj.bias.grad[4] == 0
@@ -64,28 +79,39 @@ def test_floor_hand():
     off = _fixed(R.SigmoidFloorRouter(4, 5, 2, floor=False, anneal=None), L5)
     assert off(torch.zeros(1, 4)).probs[0, 4] < 1e-3 and not off.floor_logit.requires_grad
 
+
 def test_floor_can_change_selection_and_ties_break_by_own_gate():
-    r = _fixed(R.SigmoidFloorRouter(4, 5, 2, gate="sigmoid", floor=True, anneal=None), [-6.0, -5.0, -9.0, -7.0, -8.0])
-    out = r(torch.zeros(1, 4))   # every gate sits on the 0.05 floor: order by own sigmoid
+    r = _fixed(
+        R.SigmoidFloorRouter(4, 5, 2, gate="sigmoid", floor=True, anneal=None),
+        [-6.0, -5.0, -9.0, -7.0, -8.0],
+    )
+    out = r(torch.zeros(1, 4))  # every gate sits on the 0.05 floor: order by own sigmoid
     assert out.indices.tolist() == [[1, 0]]
     torch.testing.assert_close(out.gates, torch.full((1, 2), 0.05))
-    with torch.no_grad(): r.floor_logit[2] = 2.0   # adapter 2 learned a high floor
+    with torch.no_grad():
+        r.floor_logit[2] = 2.0  # adapter 2 learned a high floor
     assert r(torch.zeros(1, 4)).indices[0, 0].item() == 2
+
 
 @pytest.mark.parametrize("step,want", [(0, 2.0), (5, 1.25), (10, 0.5), (11, 0.5), (1000, 0.5)])
 def test_anneal_schedule(step, want):
     assert abs(R.anneal_tau(step, 2.0, 0.5, 10) - want) < 1e-12
 
+
 def test_anneal_clamp_and_router_steps():
     assert R.anneal_tau(4, 1.0, 0.001, 4, tau_min=0.05) == 0.05
     assert abs(R.anneal_tau(2, 1.0, 0.001, 4, tau_min=0.05) - 0.5005) < 1e-12
-    with pytest.raises(ValueError, match="steps must be"): R.anneal_tau(0, 1, 0.5, 0)
+    with pytest.raises(ValueError, match="steps must be"):
+        R.anneal_tau(0, 1, 0.5, 0)
     r = R.SigmoidFloorRouter(4, 5, 2, anneal=(2.0, 0.01, 4), tau_min=0.05)
     taus = []
-    for _ in range(6): taus.append(r.tau); r.step()
+    for _ in range(6):
+        taus.append(r.tau)
+        r.step()
     assert [round(t, 6) for t in taus] == [2.0, 1.5025, 1.005, 0.5075, 0.05, 0.05]
     assert int(r.state_dict()["steps_done"]) == 6
     assert R.SigmoidFloorRouter(4, 5, 2, anneal=None, tau=0.01, tau_min=0.05).tau == 0.05
+
 
 def test_topk_selection_matches_sort():
     torch.manual_seed(0)
@@ -98,35 +124,59 @@ def test_topk_selection_matches_sort():
         torch.testing.assert_close(out.gates, out.probs.gather(-1, out.indices))
         assert out.indices.shape == (7, 3) and out.indices.dtype == torch.long
 
-def test_registry_errors_and_lazy_plugin(tmp_path, monkeypatch):
-    with pytest.raises(ValueError, match="unknown router 'nope'"): R.make_router("nope", 4)
-    with pytest.raises(ValueError, match=r"no option\(s\) \['gate'\]"): R.make_router("b3", 4, gate="sigmoid")
-    with pytest.raises(ValueError, match="unknown gate"): R.make_router("sigmoid_floor", 4, gate="tanh")
-    (tmp_path / "fake_router_plugin.py").write_text(textwrap.dedent("""
+
+def test_registry_errors_and_explicit_plugin(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="unknown router 'nope'"):
+        R.make_router("nope", 4)
+    with pytest.raises(ValueError, match=r"no option\(s\) \['gate'\]"):
+        R.make_router("b3", 4, gate="sigmoid")
+    with pytest.raises(ValueError, match="unknown gate"):
+        R.make_router("sigmoid_floor", 4, gate="tanh")
+    (tmp_path / "fake_router_plugin.py").write_text(
+        textwrap.dedent("""
         import fmea.routers as R
         class Fake(R.B3Router): pass
         R.register_router('fake', Fake)
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(R._LAZY, "fake", "fake_router_plugin")
     monkeypatch.delitem(R._ROUTERS, "fake", raising=False)
+    with pytest.raises(ValueError, match="unknown router 'fake'"):
+        R.make_router("fake", 4, 8, 2)
+    # registration is explicit: importing registers
+    import fake_router_plugin
+
     assert type(R.make_router("fake", 4, 8, 2)).__name__ == "Fake"
-    R._ROUTERS.pop("fake", None); sys.modules.pop("fake_router_plugin", None)
-    assert "torus" in R.router_names()
+    R._ROUTERS.pop("fake", None)
+    sys.modules.pop("fake_router_plugin", None)
+    assert not hasattr(R, "_LAZY")
+    import fmea.torus
+
+    assert "torus" in R.router_names() and type(R.make_router("torus", 4, 8, 1)).__name__ == "TorusRouter"
+
 
 def test_router_config_cells():
     got = [(c["name"], c["feature"]) for c in map(R.router_config, R.F1_SUBFACTORIAL)]
-    assert got == [("b3", "embed_mean"), ("b3", "last_hidden"), ("sigmoid_floor", "embed_mean"), ("sigmoid_floor", "last_hidden")]
+    assert got == [
+        ("b3", "embed_mean"),
+        ("b3", "last_hidden"),
+        ("sigmoid_floor", "embed_mean"),
+        ("sigmoid_floor", "last_hidden"),
+    ]
     for router, scope, lc in [("b3", "aggregate", False), ("rewrite", "per_domain", True)]:
         rc = R.router_config({"name": "C", "router": router, "scope": scope, "lifecycle": lc})
         assert rc["feature"] == ("embed_mean" if router == "b3" else "last_hidden")
     rc = R.router_config({"router": "rewrite", "router_cfg": {"anneal": None}})
     assert rc["cfg"]["anneal"] is None and rc["cfg"]["floor"] is True and rc["cfg"]["gate"] == "sigmoid"
-    with pytest.raises(ValueError, match="names no router"): R.router_config({"scope": "aggregate"})
-    with pytest.raises(ValueError, match="unknown routing feature"): R.router_config({"router": "b3", "feature": "cls"})
+    with pytest.raises(ValueError, match="names no router"):
+        R.router_config({"scope": "aggregate"})
+    with pytest.raises(ValueError, match="unknown routing feature"):
+        R.router_config({"router": "b3", "feature": "cls"})
+
 
 def test_build_mixture_every_f1_cell():
     import fmea.models as G
+
     ids = torch.randint(0, 32, (4, 8))
     for cell in R.F1_SUBFACTORIAL + [{"router": "rewrite", "router_cfg": {"gate": "sigmoid_renorm"}}]:
         base = G.GPT(G.gpt_config("tiny", vocab_size=32, d_model=16, n_heads=2, seq_len=8))
@@ -136,32 +186,54 @@ def test_build_mixture_every_f1_cell():
         assert mix.last_routing.indices.shape == (4, 2)
         assert mix.feature == R.router_config(cell)["feature"]
 
+
 def test_js_against_scipy():
     from scipy.spatial.distance import jensenshannon
+
     g = torch.Generator().manual_seed(0)
     for _ in range(5):
         p, q = torch.rand(16, generator=g), torch.rand(16, generator=g)
         p[:3] = 0
         for base in (2.0, math.e):
-            assert abs(R.js_divergence(p, q, base=base) - jensenshannon(p.double().numpy(), q.double().numpy(), base=base) ** 2) < 1e-9
-    assert R.js_divergence(torch.tensor([1., 0]), torch.tensor([0., 1])) == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="different sizes"): R.js_divergence(torch.ones(3), torch.ones(4))
+            assert (
+                abs(
+                    R.js_divergence(p, q, base=base)
+                    - jensenshannon(p.double().numpy(), q.double().numpy(), base=base) ** 2
+                )
+                < 1e-9
+            )
+    assert R.js_divergence(torch.tensor([1.0, 0]), torch.tensor([0.0, 1])) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="different sizes"):
+        R.js_divergence(torch.ones(3), torch.ones(4))
+
 
 def test_coalition_probe_counts_and_dead():
     mk = lambda sets, gates: M.Routing(torch.tensor(sets), torch.tensor(gates))
-    rep = R.coalition_probe(None, {"a": mk([[0, 1], [0, 2]], [[.5, .5], [.6, .4]]),
-                                   "b": mk([[0, 1], [0, 1]], [[.5, .5], [.5, .5]])}, n_adapters=5)
-    torch.testing.assert_close(rep.dist[0], torch.tensor([1.1, .5, .4, 0, 0], dtype=torch.float64) / 2)
+    rep = R.coalition_probe(
+        None,
+        {
+            "a": mk([[0, 1], [0, 2]], [[0.5, 0.5], [0.6, 0.4]]),
+            "b": mk([[0, 1], [0, 1]], [[0.5, 0.5], [0.5, 0.5]]),
+        },
+        n_adapters=5,
+    )
+    torch.testing.assert_close(rep.dist[0], torch.tensor([1.1, 0.5, 0.4, 0, 0], dtype=torch.float64) / 2)
     assert rep.counts.tolist() == [[2, 1, 1, 0, 0], [2, 2, 0, 0, 0]]
     assert rep.dead == [3, 4] and rep.n_dead == 2
     assert rep.js[0, 1] == rep.js[1, 0] > 0 and rep.js[0, 0] == 0
-    cnt = R.coalition_probe(None, {"a": mk([[0, 1]], [[.9, .1]])}, n_adapters=3, weight="count")
-    torch.testing.assert_close(cnt.dist[0], torch.tensor([.5, .5, 0], dtype=torch.float64))
+    cnt = R.coalition_probe(None, {"a": mk([[0, 1]], [[0.9, 0.1]])}, n_adapters=3, weight="count")
+    torch.testing.assert_close(cnt.dist[0], torch.tensor([0.5, 0.5, 0], dtype=torch.float64))
     fig = R.plot_coalition(rep, "t")
     assert len(fig.axes) >= 2
 
+
 def test_step_on_subclass_that_skips_router_init():
     class Odd(R.Router):
-        def __init__(self): torch.nn.Module.__init__(self); self.n_adapters, self.top_k, self.d_in = 3, 1, 2
-    o = Odd(); o.step(); o.step()
+        def __init__(self):
+            torch.nn.Module.__init__(self)
+            self.n_adapters, self.top_k, self.d_in = 3, 1, 2
+
+    o = Odd()
+    o.step()
+    o.step()
     assert int(o.steps_done) == 2

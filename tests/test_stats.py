@@ -7,7 +7,7 @@ __all__ = ['test_paired_t_matches_scipy', 'test_one_sample_matches_scipy', 'test
            'test_bootstrap_matches_scipy_percentile', 'test_degenerate_variance_is_reported_not_infinite',
            'test_bad_input_names_the_value', 'test_chain_additivity', 'test_fractional_attribution_caveat',
            'test_table4_reproduces_paper_statistics', 'test_table10_geometric_correction', 'test_decision_rules',
-           'test_phase_b_sweep_balanced_is_geometric']
+           'test_phase_b_sweep_balanced_is_geometric', 'test_bad_rows_are_refused_by_name']
 
 # %% ../nbs/tests/test_stats.ipynb #ee03848a
 import math
@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from scipy import stats as st
 import fmea.stats as S
+import fmea.experiments.paper as P
 
 def _rng(*k): return np.random.default_rng(abs(hash(k)) % 2**32)
 
@@ -33,6 +34,7 @@ def test_paired_t_matches_scipy(n):
         assert np.allclose(r90.ci, (lo, hi), rtol=1e-10)
         assert math.isclose(r.mean, float(np.mean(a - b)), rel_tol=1e-12)
 
+# %% ../nbs/tests/test_stats.ipynb #3669dab7
 def test_one_sample_matches_scipy():
     d = np.random.default_rng(1).normal(0.1, 0.3, 9)
     r, ref = S.one_sample_t(d), st.ttest_1samp(d, 0)
@@ -40,6 +42,7 @@ def test_one_sample_matches_scipy():
     assert math.isclose(r.effect, d.mean() / d.std(ddof=1), rel_tol=1e-12)  # Cohen's d_z
     assert math.isclose(S.cohen_dz(d), r.effect, rel_tol=1e-12)
 
+# %% ../nbs/tests/test_stats.ipynb #c14a74f2
 @pytest.mark.parametrize("na,nb", [(3, 3), (4, 9), (20, 6)])
 def test_welch_matches_scipy(na, nb):
     rng = np.random.default_rng(na * 31 + nb)
@@ -49,18 +52,22 @@ def test_welch_matches_scipy(na, nb):
     assert math.isclose(r.df, ref.df, rel_tol=1e-10)
     assert np.allclose(r.ci, ref.confidence_interval(0.95), rtol=1e-9)
     sp = math.sqrt(((na - 1) * a.var(ddof=1) + (nb - 1) * b.var(ddof=1)) / (na + nb - 2))
-    assert math.isclose(r.effect, (a.mean() - b.mean()) / sp * (1 - 3 / (4 * (na + nb) - 9)), rel_tol=1e-12)  # Hedges' g
+    assert math.isclose(r.effect, (a.mean() - b.mean()) / sp * (1 - 3 / (4 * (na + nb) - 9)),
+                        rel_tol=1e-12)  # Hedges' g
 
+# %% ../nbs/tests/test_stats.ipynb #80b0d517
 def test_bootstrap_matches_scipy_percentile():
     rng = np.random.default_rng(7)
     a = rng.normal(1.0, 1, 40); b = a - rng.normal(0.3, 0.5, 40)
     r = S.bootstrap_ci(a, b, n_boot=20_000, seed=3)
-    ref = st.bootstrap((a - b,), np.mean, n_resamples=20_000, method="percentile", rng=np.random.default_rng(0)).confidence_interval
+    ref = st.bootstrap((a - b,), np.mean, n_resamples=20_000, method="percentile",
+                       rng=np.random.default_rng(0)).confidence_interval
     assert abs(r.ci[0] - ref.low) < 0.02 and abs(r.ci[1] - ref.high) < 0.02
     assert r == S.bootstrap_ci(a, b, n_boot=20_000, seed=3)            # explicit generator: reproducible
     assert r.ci != S.bootstrap_ci(a, b, n_boot=20_000, seed=4).ci
     assert "10 distinct" in S.bootstrap_ci([1.0, 2.0, 4.0]).note      # n = 3: only 10 resamples exist
 
+# %% ../nbs/tests/test_stats.ipynb #9d7110d7
 def test_degenerate_variance_is_reported_not_infinite():
     for fn in (lambda: S.paired_t([2.0, 3.0, 4.0], [1.0, 2.0, 3.0]), lambda: S.one_sample_t([0.5] * 3),
                lambda: S.welch_t([1.0] * 3, [2.0] * 4), lambda: S.bootstrap_ci([0.5] * 3)):
@@ -70,11 +77,12 @@ def test_degenerate_variance_is_reported_not_infinite():
     z = S.paired_t([1.0, 1.0], [1.0, 1.0]); assert z.note == "degenerate" and z.mean == 0
     assert S.one_sample_t([0.3]).note == "n<2"
 
+# %% ../nbs/tests/test_stats.ipynb #6e913e88
 def test_bad_input_names_the_value():
     with pytest.raises(ValueError, match="nan"): S.paired_t([1, float("nan")], [1, 2])
     with pytest.raises(ValueError, match="same length"): S.paired_t([1, 2, 3], [1, 2])
     with pytest.raises(ValueError, match="positive"): S.log_delta([1, -2], [1, 1])
-    with pytest.raises(KeyError, match="C9"): S.contrast(S.logppl_matrix(S.table4()), "C1", "C9")
+    with pytest.raises(KeyError, match="C9"): S.contrast(S.logppl_matrix(P.table4()), "C1", "C9")
 
 # %% ../nbs/tests/test_stats.ipynb #94b4570c
 def _random_table(seed, seeds=(0, 1, 2, 3), domains=("a", "b", "c")):
@@ -98,6 +106,7 @@ def test_chain_additivity(seed):
     Md = np.mean([S.logppl_matrix(t, d).values for d in "abc"], axis=0)
     assert np.allclose(Mb.values, Md, atol=1e-12)
 
+# %% ../nbs/tests/test_stats.ipynb #6fc8a1db
 def test_fractional_attribution_caveat():
     t = _random_table(0)
     M = S.logppl_matrix(t)
@@ -108,39 +117,73 @@ def test_fractional_attribution_caveat():
 
 # %% ../nbs/tests/test_stats.ipynb #8f544ea2
 def test_table4_reproduces_paper_statistics():
-    M = S.logppl_matrix(S.table4())
+    M = S.logppl_matrix(P.table4())
     f3, _ = S.contrast(M, "C1", "C2")   # primary-chain lifecycle: stated −0.028 nats, t = −4.46, p = 0.047
     assert abs(f3.mean + 0.028) < 5e-4 and abs(f3.t + 4.46) < 0.01 and abs(f3.p - 0.047) < 5e-4 and f3.df == 2
     f1, _ = S.contrast(M, "C5", "C4")   # router rewrite: stated +0.0426 nats, t = 12.86, p = 0.006
     assert abs(f1.mean - 0.0426) < 5e-5 and abs(f1.p - 0.006) < 5e-4
     assert abs(f1.t - 12.86) < 0.1     # 12.93 from the 3-decimal PPLs of Table 4
     f2, _ = S.contrast(M, "C2", "C5"); assert f2.p > 0.5                       # F2 null
-    tot, d = S.contrast(M, "C1", "C4"); assert tot.p > 0.05 and (d > 0).all()  # not significant, direction consistent
+    tot, d = S.contrast(M, "C1",
+                        "C4"); assert tot.p > 0.05 and (d > 0).all()  # not significant, direction consistent
     ag = S.chain_agreement(M)
     assert abs(ag["F1+F2 diff"]) < 1e-3 and abs(ag["F3 diff"]) < 1e-3       # "within a thousandth of a nat"
     fa = dict(zip(*S.fractional_attribution(M)[["factor", "mean_of_fractions"]].values.T))
-    assert abs(fa["F1 router"] - 6) < 0.3 and abs(fa["F3 lifecycle"] + 5) < 0.3 and abs(fa["F2 scope"] - 0.25) < 0.03
-    assert S.state_verdict(S.TABLE4["C1"], S.TABLE4["C4"])["state"] == "c"    # App. E verdict
-    assert abs(np.ptp(S.TABLE4["C1"]) - 0.026) < 1e-9 and abs(np.ptp(S.TABLE4["C4"]) - 0.371) < 1.5e-3
+    assert abs(fa["F1 router"] - 6) < 0.3 and abs(fa["F3 lifecycle"] + 5) < 0.3 and abs(
+        fa["F2 scope"] - 0.25) < 0.03
+    assert S.state_verdict(P.TABLE4["C1"], P.TABLE4["C4"])["state"] == "c"    # App. E verdict
+    assert abs(np.ptp(P.TABLE4["C1"]) - 0.026) < 1e-9 and abs(np.ptp(P.TABLE4["C4"]) - 0.371) < 1.5e-3
 
+# %% ../nbs/tests/test_stats.ipynb #586e2ee2
 def test_table10_geometric_correction():
-    ac = S.aggregator_check(S.TABLE10["baseline"], S.TABLE10["no_inherit"])
+    ac = P.aggregator_check(P.TABLE10["baseline"], P.TABLE10["no_inherit"])
     assert abs(ac["geometric"]["ref"] - 12.943) < 5e-4 and abs(ac["geometric"]["test"] - 13.354) < 5e-4
     assert abs(ac["geometric"]["shift_pct"] - 3.18) < 0.01 and abs(ac["arithmetic"]["shift_pct"]) < 0.1
     assert ac["geometric"]["verdict"] == "load-bearing" and ac["arithmetic"]["verdict"] == "equivalence" and ac["verdict_flips"]
-    assert math.isclose(ac["geometric"]["delta_nats"], np.mean(list(ac["per_domain_delta_nats"].values())), rel_tol=1e-12)
+    assert math.isclose(ac["geometric"]["delta_nats"], np.mean(list(ac["per_domain_delta_nats"].values())),
+                        rel_tol=1e-12)
 
+# %% ../nbs/tests/test_stats.ipynb #c6fd396a
 def test_decision_rules():
-    assert [S.band_verdict(x) for x in (0.5, -0.9, 1.5, 3.2, -1.5)] == ["equivalence", "equivalence", "ambiguous", "load-bearing", "opposite"]
-    with pytest.raises(ValueError, match="equivalence_pct"): S.band_verdict(1.0, equivalence_pct=3, load_bearing_pct=2)
+    assert [S.band_verdict(x) for x in (0.5, -0.9, 1.5, 3.2,
+                                        -1.5)] == ["equivalence", "equivalence", "ambiguous",
+                                                   "load-bearing", "opposite"]
+    with pytest.raises(ValueError, match="equivalence_pct"):
+        S.band_verdict(1.0, equivalence_pct=3, load_bearing_pct=2)
     per_seed = {42: {"code": -0.15, "bio": 0.01, "gen": 0.0}, 137: {"code": -0.05, "bio": 0.01, "gen": 0.0},
                 256: {"code": 0.2, "bio": -0.01, "gen": 0.005}}
     r = S.bimodal_replication(per_seed, reference_seed=42)
-    assert r["bimodal"] == {42: True, 137: False, 256: True} and r["verdict"] == "ambiguous" and (r["replicated"], r["of"]) == (1, 2)
+    assert r["bimodal"] == {42: True, 137: False,
+                            256: True} and r["verdict"] == "ambiguous" and (r["replicated"], r["of"]) == (1, 2)
 
 # %% ../nbs/tests/test_stats.ipynb #cc7bc14e
 def test_phase_b_sweep_balanced_is_geometric():
-    t10 = S.aggregator_check(S.TABLE10["baseline"], S.TABLE10["no_inherit"])
-    pb = S.phase_b_sweep({42: t10["per_domain_delta_nats"], 137: {"biology": 0.01, "code": 0.02, "general": 0.015, "science": 0.0}})
+    t10 = P.aggregator_check(P.TABLE10["baseline"], P.TABLE10["no_inherit"])
+    pb = P.phase_b_sweep({42: t10["per_domain_delta_nats"],
+                          137: {"biology": 0.01, "code": 0.02, "general": 0.015, "science": 0.0}})
     assert math.isclose(pb["shift_pct"][42], t10["geometric"]["shift_pct"], rel_tol=1e-12)
     assert pb["verdicts"][42] == "load-bearing" and not pb["sign_consistent"] and pb["test"].df == 1
+
+# %% ../nbs/tests/test_stats.ipynb #48c4195a
+def _t4_domains():
+    rows = []
+    for c, vals in P.TABLE4.items():
+        for s, v in zip(P.TABLE4_SEEDS, vals):
+            for k, d in enumerate(("bio", "code", "general", "science")):
+                rows.append({"cell": c, "seed": s, "domain": d, "ppl": v * (1 + 0.1 * k)})
+    return pd.DataFrame(rows)
+
+@pytest.mark.parametrize("edit, msg", [
+    (lambda t: t.assign(ppl=t.ppl.where(t.index != 7)), "ppl is missing (NaN) at row 7"),
+    (lambda t: pd.concat([t, t.iloc[[7]]], ignore_index=True),
+     "duplicated (cell, seed, domain) at row 7, row 60"),
+    (lambda t: t.assign(ppl=t.ppl.astype(object).where(t.index != 3, "12,5")),
+     "ppl is not a number at row 3"),
+    (lambda t: t.assign(ppl=t.ppl.where(t.index != 5, np.inf)), "ppl is infinite at row 5"),
+    (lambda t: t.assign(ppl=t.ppl.where(t.index != 5, -np.inf)), "ppl is infinite at row 5"),
+    (lambda t: t.iloc[:0], "has no rows")])
+def test_bad_rows_are_refused_by_name(edit, msg):
+    bad = edit(_t4_domains())
+    for fn in (S.analyze, S.logppl_matrix, S.validate_table):
+        with pytest.raises(ValueError) as e: fn(bad)
+        assert msg in str(e.value) and "\n" not in str(e.value), str(e.value)

@@ -4,7 +4,9 @@
 
 # %% auto #0
 __all__ = ['TWO_PI', 'test_wrap_at_boundaries', 'test_fold_crosses_seam', 'test_nearest_expert_across_seam',
-           'test_batched_population_equals_sequential', 'test_registered_with_routers']
+           'test_batched_population_equals_sequential', 'test_registered_with_routers',
+           'test_per_token_routing_shapes_and_population', 'test_soft_per_token_routing_gives_nes_a_signal',
+           'test_fit_query_centres_and_scales']
 
 # %% ../nbs/tests/test_torus.ipynb #2c42c0d2
 import math
@@ -24,7 +26,8 @@ def test_wrap_at_boundaries():
     d = T.wrap_diff(a, b)
     torch.testing.assert_close(d[:2], torch.tensor([2e-4, -2e-4]), atol=1e-5, rtol=0)
     assert abs(d[2]) < 1e-5                                       # π and −π are the same angle
-    torch.testing.assert_close(T.torus_distance(torch.zeros(3), torch.full((3,), TWO_PI - 0.1)), torch.tensor(0.1 * math.sqrt(3)), atol=1e-5, rtol=0)
+    torch.testing.assert_close(T.torus_distance(torch.zeros(3), torch.full((3,), TWO_PI - 0.1)),
+                               torch.tensor(0.1 * math.sqrt(3)), atol=1e-5, rtol=0)
     x = torch.linspace(-30, 30, 20001)
     w = T.wrap_angle(x)
     assert (w >= 0).all() and (w < TWO_PI).all() and (T.wrap_diff(x).abs() <= math.pi).all()
@@ -37,7 +40,8 @@ def test_fold_crosses_seam():
     r = T.TorusRouter(4, n_adapters=8, seed=1)
     r.fold_step(torch.full((8, 3), 7.0))
     assert (r.positions >= 0).all() and (r.positions < TWO_PI).all()
-    torch.testing.assert_close(r.anchor_penalty(), torch.tensor(0.1 * 24 * (7.0 - TWO_PI) ** 2), atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(r.anchor_penalty(), torch.tensor(0.1 * 24 * (7.0 - TWO_PI) ** 2), atol=1e-4,
+                               rtol=1e-5)
 
 def test_nearest_expert_across_seam():
     r = T.TorusRouter(6, n_adapters=32, top_k=3, seed=2)
@@ -56,7 +60,8 @@ def test_batched_population_equals_sequential():
     torch.set_num_threads(1)
     base = Mo.GPT(Mo.gpt_config("tiny", n_layers=1), seed=0)
     router = T.TorusRouter(64, n_adapters=8, top_k=2, seed=0)
-    mix = ML.MixtureModel(base, router, targets=["query_key_value"], n_adapters=8, top_k=2, rank=2, alpha=4, seed=0)
+    mix = ML.MixtureModel(base, router, targets=["query_key_value"], n_adapters=8, top_k=2, rank=2, alpha=4,
+                          seed=0)
     with torch.no_grad():
         for m in ML.molora_layers(base).values(): m.lora_B.normal_(0, 0.5, generator=C.make_generator(1))
     idx = torch.randint(0, 256, (3, 17), generator=C.make_generator(2))
@@ -74,3 +79,48 @@ def test_registered_with_routers():
     routers = pytest.importorskip("fmea.routers")
     r = routers.make_router("torus", 16, 32, 2)
     assert isinstance(r, T.TorusRouter) and r.n_adapters == 32 and r.top_k == 2
+
+# %% ../nbs/tests/test_torus.ipynb #149ba786
+def _soft_mixture(seed=0, window=2):
+    torch.manual_seed(seed)
+    base = Mo.GPT(Mo.gpt_config("tiny", n_layers=1), seed=seed)
+    router = T.TorusRouter(64, n_adapters=4, top_k=4, seed=seed, temperature=0.5)
+    mix = ML.MixtureModel(base, router, targets=["dense_4h_to_h"], n_adapters=4, top_k=4, rank=2, alpha=4,
+                          feature="last_hidden", window=window, seed=seed)
+    with torch.no_grad():
+        for l in mix._layers: l.lora_B.normal_(std=0.3)
+    return mix
+
+def test_per_token_routing_shapes_and_population():
+    mix = _soft_mixture()
+    x = torch.randint(0, 256, (3, 9), generator=torch.Generator().manual_seed(0))
+    r = mix.route(x)
+    assert r.indices.shape == (3, 9, 4) and torch.allclose(r.gates.sum(-1), torch.ones(3, 9))
+    es = N.NES(12, pop_size=4, sigma=0.2, seed=0)
+    Z = mix.router.population(es)
+    torch.testing.assert_close(T.population_losses(mix, x[:, :-1], x[:, 1:], Z),
+                               T.sequential_losses(mix, x[:, :-1], x[:, 1:], Z), rtol=1e-4, atol=1e-5)
+
+def test_soft_per_token_routing_gives_nes_a_signal():
+    "Regression (issue 13): with top-1 routing and B = 0 the members' losses were identical in every generation."
+    mix = _soft_mixture()
+    g = torch.Generator().manual_seed(1)
+    es = N.NES(12, pop_size=8, sigma=0.05, lr=0.05, seed=0)
+    differ = 0
+    for _ in range(5):
+        x = torch.randint(0, 256, (2, 17), generator=g)
+        Z = mix.router.population(es)
+        L = T.population_losses(mix, x[:, :-1], x[:, 1:], Z)
+        differ += int(L.max() - L.min() > 1e-6)
+        mix.router.nes_update(es, lambda Z: T.population_losses(mix, x[:, :-1], x[:, 1:], Z))
+    assert differ == 5
+
+def test_fit_query_centres_and_scales():
+    r = T.TorusRouter(8, n_adapters=4, seed=0)
+    f = torch.randn(300, 8, generator=torch.Generator().manual_seed(2)) * torch.linspace(2, 0.2, 8)
+    q = r.fit_query(f, spread=0.5).query(f)
+    torch.testing.assert_close(q.mean(0), torch.full((3,), math.pi), atol=0.05, rtol=0)
+    torch.testing.assert_close(q.std(0), torch.full((3,), 0.5), atol=0.05, rtol=0)
+    with pytest.raises(ValueError, match="at least 4"): r.fit_query(f[:2])
+    with pytest.raises(ValueError, match=r"\[B, T, 8\]"): r(torch.randn(2, 3, 5))
+
