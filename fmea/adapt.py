@@ -396,6 +396,8 @@ def state(self: OnlineAdapter) -> dict:
     "Everything needed to resume: tensors, counters, buffer, baseline."
     rule = {"step_count": self.rule.step_count, "n_skipped": self.rule.n_skipped}
     if hasattr(self.rule, "state_dict"): rule["state"] = self.rule.state_dict()
+    if getattr(self.rule, "opt",
+               None) is not None: rule["opt"] = self.rule.opt.state_dict()   # momentum, Adam
     return {"params": {n: p.detach().cpu().clone() for n, p in self.params.items()},
             "positions": None if self.router is None else self.router.positions.cpu().clone(),
             "anchor": None if self.router is None else self.router.anchor.cpu().clone(),
@@ -432,6 +434,7 @@ def load_state(self: OnlineAdapter, folder: str | Path) -> OnlineAdapter:
         meta = st["meta"]
         self.rule.step_count, self.rule.n_skipped = meta["rule"]["step_count"], meta["rule"]["n_skipped"]
         if "state" in meta["rule"]: self.rule.load_state_dict(meta["rule"]["state"])
+        if "opt" in meta["rule"]: self.rule.opt.load_state_dict(meta["rule"]["opt"])
         if self.nes is not None and meta["nes"] is not None: self.nes.load_state_dict(meta["nes"])
         self.tokens_seen, self.since_update = meta["tokens_seen"], meta["since_update"]
         self.n_updates = meta["n_updates"]

@@ -16,8 +16,8 @@ import torch
 __all__ = ['RECORD_SCHEMA', 'RECORD_END', 'STAGES', 'COMMANDS', 'derive_seed', 'make_generator', 'resolve_dtype',
            'resolve_device', 'atomic_write', 'package_versions', 'git_commit', 'provenance', 'jsonable', 'record_path',
            'record_problem', 'has_record', 'write_record', 'read_record', 'load_records', 'append_jsonl', 'read_jsonl',
-           'Timer', 'progress', 'torch_threads', 'StageContext', 'Stage', 'reproduce_stage', 'stage_fingerprint',
-           'Command', 'arg', 'command', 'json_object', 'positive_int']
+           'Timer', 'progress', 'torch_threads', 'folder_lock', 'die_with_parent', 'StageContext', 'Stage',
+           'reproduce_stage', 'stage_fingerprint', 'Command', 'arg', 'command', 'json_object', 'positive_int']
 
 # %% ../nbs/00_core.ipynb #6513141e
 def derive_seed(*keys) -> int:
@@ -51,7 +51,7 @@ def resolve_dtype(dtype: str | torch.dtype | None = None) -> torch.dtype:
     if key not in _DTYPES: raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(_DTYPES)}")
     return _DTYPES[key]
 
-# %% ../nbs/00_core.ipynb #134f0087
+# %% ../nbs/00_core.ipynb #8f822359
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """A `torch.device`: None or 'auto' picks CUDA when present, else CPU; asking for an absent CUDA is an
     error."""
@@ -90,7 +90,7 @@ def package_versions(names: Iterable[str] = _TRACKED) -> dict:
         except importlib.metadata.PackageNotFoundError: out[n] = None
     return out
 
-# %% ../nbs/00_core.ipynb #861c19d4
+# %% ../nbs/00_core.ipynb #7dab8a83
 def git_commit(path: str | Path | None = None) -> dict:
     """The git commit of the repository holding `path` (default: this package), and whether it has uncommitted
     changes."""
@@ -105,7 +105,7 @@ def git_commit(path: str | Path | None = None) -> dict:
         return {"commit": head.stdout.strip(), "dirty": dirty}
     except (OSError, subprocess.TimeoutExpired): return {"commit": None, "dirty": None}
 
-# %% ../nbs/00_core.ipynb #e656d78c
+# %% ../nbs/00_core.ipynb #c637f3e9
 @functools.cache
 def _environment() -> dict:
     # read once per process: a sweep writes many records, and the environment does not change under it
@@ -249,7 +249,7 @@ class Timer:
             if torch.cuda.is_available(): torch.cuda.synchronize()
             self.totals[name] = self.totals.get(name, 0.0) + time.perf_counter() - t0
 
-# %% ../nbs/00_core.ipynb #8bb4dcd9
+# %% ../nbs/00_core.ipynb #9a58c14a
 def progress(iterable=None, **kwargs):
     "A tqdm progress bar (disabled when the environment sets FMEA_PROGRESS=0)."
     from tqdm.auto import tqdm
@@ -257,7 +257,7 @@ def progress(iterable=None, **kwargs):
     kwargs.setdefault("dynamic_ncols", True)
     return tqdm(iterable, **kwargs)
 
-# %% ../nbs/00_core.ipynb #93b43080
+# %% ../nbs/00_core.ipynb #455f8b21
 @contextlib.contextmanager
 def torch_threads(n: int | None = 1):
     "Run the block with `n` torch CPU threads, restoring the previous count after (`None`: leave it)."
@@ -265,6 +265,43 @@ def torch_threads(n: int | None = 1):
     if n: torch.set_num_threads(n)
     try: yield
     finally: torch.set_num_threads(old)
+
+# %% ../nbs/00_core.ipynb #7c0d0002
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, what: str = "writer", wait_s: float = 10.0):
+    """Hold `<folder>/.<what>.lock` exclusively; another holder makes this wait `wait_s`, then raise naming
+    its pid."""
+    try: import fcntl
+    except ImportError: yield; return   # no flock on this platform: no guard
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / f".{what}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        t0 = time.monotonic()
+        while True:
+            try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); break
+            except BlockingIOError:
+                if time.monotonic() - t0 > wait_s:
+                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                    raise RuntimeError(f"another {what} (pid {holder}) is writing into {folder}; "
+                                       "wait for it or use another output folder") from None
+                time.sleep(0.2)
+        os.ftruncate(fd, 0); os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally: os.close(fd)
+
+# %% ../nbs/00_core.ipynb #7c0d0004
+def die_with_parent(parent_pid: int | None = None) -> bool:
+    """Ask Linux to SIGKILL this process when its parent dies (exit now if it already has); False where
+    unsupported."""
+    if parent_pid is not None and os.getppid() != parent_pid: os._exit(1)
+    if not sys.platform.startswith("linux"): return False
+    try:
+        import ctypes, signal
+        libc = ctypes.CDLL(None, use_errno=True)
+        ok = libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0   # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError): return False
+    if parent_pid is not None and os.getppid() != parent_pid: os._exit(1)   # the parent died before the prctl
+    return ok
 
 # %% ../nbs/00_core.ipynb #c2353a7a
 @dataclass
@@ -291,23 +328,24 @@ class StageContext:
         path = atomic_write(self.out / f"{name}.png", buf.getvalue())
         return f"![{name}]({path.parent.name}/{path.name})"
 
-# %% ../nbs/00_core.ipynb #87d8438c
+# %% ../nbs/00_core.ipynb #9da4eda1
 @dataclass
 class Stage:
     name: str
     fn: Callable[[StageContext], str]
     order: int
     help: str
+    reads_others: bool = False   # its outputs depend on other stages' outputs (e.g. an analysis of all records)
 
-# %% ../nbs/00_core.ipynb #15deda88
+# %% ../nbs/00_core.ipynb #8c226aec
 STAGES: dict[str, Stage] = {}
 
-def reproduce_stage(name: str, order: int, help: str = ""):
+def reproduce_stage(name: str, order: int, help: str = "", reads_others: bool = False):
     "Register `fn(ctx: StageContext) -> markdown` as a stage of `fmea reproduce`, run in ascending `order`."
     def deco(fn):
         if name in STAGES and STAGES[name].fn.__qualname__ != fn.__qualname__:
             raise ValueError(f"two reproduce stages are called {name!r}")
-        STAGES[name] = Stage(name, fn, order, help or (fn.__doc__ or "").strip())
+        STAGES[name] = Stage(name, fn, order, help or (fn.__doc__ or "").strip(), reads_others)
         return fn
     return deco
 
@@ -323,9 +361,14 @@ def _source_hash(fn: Callable) -> str:
 def stage_fingerprint(stage: Stage, ctx: StageContext) -> dict:
     "What a stage's outputs depend on: stage name, scale, seed, device, config and code version."
     import fmea
-    return {"stage": stage.name, "quick": bool(ctx.quick), "seed": int(ctx.seed), "device": str(ctx.device),
-            "config": jsonable(ctx.config), "code": {"fmea": getattr(fmea, "__version__", None),
-                                                     "source": _source_hash(stage.fn)}}
+    fp = {"stage": stage.name, "quick": bool(ctx.quick), "seed": int(ctx.seed), "device": str(ctx.device),
+          "config": jsonable(ctx.config), "code": {"fmea": getattr(fmea, "__version__", None),
+                                                   "source": _source_hash(stage.fn)}}
+    if stage.reads_others:   # another stage's new outputs make this one stale too
+        fp["inputs"] = {p.parent.name: hashlib.blake2b(p.read_bytes(), digest_size=8).hexdigest()
+                        for p in sorted(Path(ctx.out).parent.glob("*/stage.json")) if p.parent != Path(
+                            ctx.out)}
+    return fp
 
 # %% ../nbs/00_core.ipynb #4ecd1b89
 @dataclass
@@ -335,14 +378,14 @@ class Command:
     help: str
     args: list
 
-# %% ../nbs/00_core.ipynb #ed336467
+# %% ../nbs/00_core.ipynb #00aad15e
 COMMANDS: dict[tuple[str, ...], Command] = {}
 
 def arg(*flags, **kwargs) -> tuple:
     "One `argparse` argument for `command`: `arg('--quick', action='store_true')`."
     return flags, kwargs
 
-# %% ../nbs/00_core.ipynb #c4936e9c
+# %% ../nbs/00_core.ipynb #8b07ae66
 def command(path: str, help: str = "", args: list | None = None):
     """Register `fn(args: argparse.Namespace)` as the subcommand `fmea <path>` (path words separated by
     spaces)."""

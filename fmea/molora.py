@@ -25,7 +25,8 @@ __all__ = ['PAPER_TARGETS', 'FEATURES', 'Routing', 'single_adapter_routing', 'Mo
 # %% ../nbs/05_molora.ipynb #985b5da2
 @dataclass
 class Routing:
-    "Which adapters act and with what gate: `indices` (long) and `gates`, both [B, k] (per sequence) or [B, T, k] (per token)."
+    ("Which adapters act and with what gate: `indices` (long) and `gates`, both [B, k] (per sequence) or [B, "
+     "T, k] (per token).")
     indices: torch.Tensor
     gates: torch.Tensor
     probs: torch.Tensor | None = None    # optional full gate vector over the N adapters, [B, N]
@@ -33,11 +34,14 @@ class Routing:
 
     def __post_init__(self):
         if not isinstance(self.indices, torch.Tensor) or self.indices.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"Routing.indices must be an integer tensor, got {getattr(self.indices, 'dtype', type(self.indices))}")
+            raise TypeError(f"Routing.indices must be an integer tensor, got "
+                            f"{getattr(self.indices, 'dtype', type(self.indices))}")
         if self.indices.shape != self.gates.shape:
-            raise ValueError(f"Routing.indices {tuple(self.indices.shape)} and gates {tuple(self.gates.shape)} must have the same shape")
+            raise ValueError(f"Routing.indices {tuple(self.indices.shape)} and gates "
+                             f"{tuple(self.gates.shape)} must have the same shape")
         if self.indices.ndim not in (2, 3):
-            raise ValueError(f"Routing tensors must be [B, k] (per sequence) or [B, T, k] (per token), got shape {tuple(self.indices.shape)}")
+            raise ValueError(f"Routing tensors must be [B, k] (per sequence) or [B, T, k] (per token), got "
+                             f"shape {tuple(self.indices.shape)}")
 
     @property
     def per_token(self) -> bool: return self.indices.ndim == 3
@@ -58,12 +62,14 @@ def single_adapter_routing(i: int, batch: int, device=None, dtype=torch.float32)
 
 # %% ../nbs/05_molora.ipynb #277d18f5
 class MoLoRALinear(nn.Module):
-    "A frozen linear-like `base` plus a bank of `n_adapters` rank-`rank` LoRA adapters mixed by `self.routing`."
+    ("A frozen linear-like `base` plus a bank of `n_adapters` rank-`rank` LoRA adapters mixed by "
+     "`self.routing`.")
     def __init__(self, base: nn.Module, n_adapters: int = 16, rank: int = 8, alpha: float = 16,
                  seed: int = 0):
         super().__init__()
         if isinstance(base, (MoLoRALinear,
-                             LoRALinear)): raise TypeError(f"this layer already has adapters ({type(base).__name__})")
+                             LoRALinear)): raise TypeError(f"this layer already has adapters "
+                                                           f"({type(base).__name__})")
         if not is_linear_like(base):
             raise TypeError(f"MoLoRALinear wraps nn.Linear or HF Conv1D, got {type(base).__name__}")
         if n_adapters < 1: raise ValueError(f"n_adapters must be ≥ 1, got {n_adapters}")
@@ -82,7 +88,8 @@ class MoLoRALinear(nn.Module):
 
     @torch.no_grad()
     def reset_adapter(self, i: int, seed: int | None = None):
-        "Re-initialise slot `i`: A ~ U(±1/√d_in) (fmea.lora's Kaiming-uniform a=√5) from generator (seed, i); B = 0."
+        ("Re-initialise slot `i`: A ~ U(±1/√d_in) (fmea.lora's Kaiming-uniform a=√5) from generator (seed, "
+         "i); B = 0.")
         if not 0 <= i < self.n_adapters:
             raise IndexError(f"adapter index {i} out of range for {self.n_adapters} adapters")
         seed = self.seed if seed is None else seed
@@ -106,11 +113,13 @@ class MoLoRALinear(nn.Module):
         if r.indices.shape[0] != B:
             raise ValueError(f"routing is for batch {r.indices.shape[0]}, input has batch {B}")
         if r.per_token and (x.ndim != 3 or r.indices.shape[1] != x.shape[1]):
-            raise ValueError(f"per-token routing {tuple(r.indices.shape)} needs input [B, T, d] with the same T, got {tuple(x.shape)}")
+            raise ValueError(f"per-token routing {tuple(r.indices.shape)} needs input [B, T, d] with the "
+                             f"same T, got {tuple(x.shape)}")
         if not r.indices.is_cuda:
             lo, hi = int(r.indices.min()), int(r.indices.max())
             if lo < 0 or hi >= self.n_adapters:
-                raise IndexError(f"routing selects adapter {hi if hi >= self.n_adapters else lo}, but the bank has {self.n_adapters} (0..{self.n_adapters - 1})")
+                raise IndexError(f"routing selects adapter {hi if hi >= self.n_adapters else lo}, but the "
+                                 f"bank has {self.n_adapters} (0..{self.n_adapters - 1})")
 
     def mixture(self, x: torch.Tensor, r: Routing) -> torch.Tensor:
         "The adapter term s·Σ_j g_j B_{idx_j} A_{idx_j} x (without the base)."
@@ -142,10 +151,13 @@ class MoLoRALinear(nn.Module):
         if self.routing is None: return y
         return y + self.mixture(x, self.routing)
 
-    def extra_repr(self): return f"n_adapters={self.n_adapters}, rank={self.rank}, alpha={self.alpha}, d_in={self.d_in}, d_out={self.d_out}"
+    def extra_repr(self):
+        return (f"n_adapters={self.n_adapters}, rank={self.rank}, alpha={self.alpha}, "
+                f"d_in={self.d_in}, d_out={self.d_out}")
 
 def use_kernel(model: nn.Module, on: bool = True):
-    "Route every mixture layer of `model` (or the layer itself) through the fused kernel `fmea.kernels.molora` (on=True) or the torch paths."
+    ("Route every mixture layer of `model` (or the layer itself) through the fused kernel "
+     "`fmea.kernels.molora` (on=True) or the torch paths.")
     layers = [model] if isinstance(model, MoLoRALinear) else list(molora_layers(model).values())
     if on:
         import fmea.kernels.molora  # noqa: F401 — fail here, not in the middle of a forward
@@ -179,7 +191,8 @@ def set_routing(model: nn.Module, routing: Routing | None):
 
 @contextmanager
 def routing_ctx(model: nn.Module, routing: Routing | None):
-    "Temporarily route every mixture layer of `model` with `routing` (None = adapters off); restores the previous routings."
+    ("Temporarily route every mixture layer of `model` with `routing` (None = adapters off); restores the "
+     "previous routings.")
     layers = molora_layers(model)
     old = {n: m.routing for n, m in layers.items()}
     try:
@@ -195,7 +208,8 @@ def molora_parameters(model: nn.Module) -> OrderedDict[str, nn.Parameter]:
 
 # %% ../nbs/05_molora.ipynb #4cd81d1f
 def load_balance_loss(routing: Routing, n_adapters: int) -> torch.Tensor:
-    "Switch-Transformer auxiliary loss N·Σ_i f_i·P_i (f: fraction of routing slots per adapter, P: mean router probability)."
+    ("Switch-Transformer auxiliary loss N·Σ_i f_i·P_i (f: fraction of routing slots per adapter, P: mean "
+     "router probability).")
     if routing.probs is None:
         raise ValueError("load_balance_loss needs Routing.probs (the router's full gate vector)")
     p = routing.probs.reshape(-1, n_adapters)
@@ -221,7 +235,8 @@ def feature_dim(model: nn.Module) -> int:
     raise ValueError(f"cannot tell the hidden size of {type(model).__name__}; pass a router built for it")
 
 class MixtureModel(nn.Module):
-    "A frozen base with mixture-of-LoRA layers on `targets`, routed per sequence by `router` from base features."
+    ("A frozen base with mixture-of-LoRA layers on `targets`, routed per sequence by `router` from base "
+     "features.")
     def __init__(self, base_model: nn.Module, router: nn.Module, targets: str | list[str] = PAPER_TARGETS,
                  n_adapters: int = 16, top_k: int = 4, rank: int = 8, alpha: float = 16,
                  feature: str = "embed_mean", seed: int = 0, balance_coef: float = 0.0, z_coef: float = 0.0,
@@ -230,7 +245,8 @@ class MixtureModel(nn.Module):
         if feature not in FEATURES:
             raise ValueError(f"unknown routing feature {feature!r}; choose from {FEATURES}")
         if window is not None and (not isinstance(window, int) or window < 1):
-            raise ValueError(f"window must be None (route per sequence) or a positive int (per token), got {window!r}")
+            raise ValueError(f"window must be None (route per sequence) or a positive int (per token), got "
+                             f"{window!r}")
         if not 1 <= top_k <= n_adapters:
             raise ValueError(f"top_k must be in 1..n_adapters={n_adapters}, got {top_k}")
         for attr, want in (("n_adapters", n_adapters), ("top_k", top_k)):
@@ -253,14 +269,16 @@ class MixtureModel(nn.Module):
         for m in self._layers: m.routing = routing
 
     def _pool(self, f: torch.Tensor) -> torch.Tensor:
-        "[B, T, d] → the mean over T ([B, d], window None) or, per token, over its last `window` tokens ([B, T, d])."
+        ("[B, T, d] → the mean over T ([B, d], window None) or, per token, over its last `window` tokens "
+         "([B, T, d]).")
         if self.window is None: return f.mean(1)
         c = F.pad(f.cumsum(1), (0, 0, self.window, 0))                 # c[:, t + w] = Σ_{s ≤ t} f_s
         n = torch.arange(1, f.shape[1] + 1, device=f.device).clamp_max(self.window).to(f.dtype)
         return (c[:, self.window:] - c[:, :-self.window]) / n[:, None]
 
     def features(self, idx: torch.Tensor) -> torch.Tensor:
-        "Routing features (adapters off, detached): [B, d] per sequence, or [B, T, d] per token when `window` is set."
+        ("Routing features (adapters off, detached): [B, d] per sequence, or [B, T, d] per token when "
+         "`window` is set.")
         if self.feature == "embed_mean":
             return self._pool(as_base(self.base).embed(idx)).detach()
         old = [m.routing for m in self._layers]
@@ -273,7 +291,8 @@ class MixtureModel(nn.Module):
         return self._pool(h).detach()
 
     def route(self, idx: torch.Tensor) -> Routing | None:
-        "The router's decision for `idx` (forced single-adapter routing inside `force_adapter`, None inside `adapters_off`)."
+        ("The router's decision for `idx` (forced single-adapter routing inside `force_adapter`, None inside "
+         "`adapters_off`).")
         if self._off: return None
         if self._forced is not None:
             return single_adapter_routing(self._forced, idx.shape[0], device=idx.device,
@@ -295,7 +314,8 @@ class MixtureModel(nn.Module):
         finally: self._set(None)
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, routing: Routing | None = None):
-        "Route, set the routing on every layer, run the base (`fmea.base.as_base`). `routing=` overrides the router."
+        ("Route, set the routing on every layer, run the base (`fmea.base.as_base`). `routing=` overrides "
+         "the router.")
         with self.routed(idx, routing) as r: logits = as_base(self.base).logits(idx)
         if targets is None: return logits
         loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())

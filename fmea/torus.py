@@ -43,7 +43,8 @@ def fold(z: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
 
 # %% ../nbs/07_torus.ipynb #eaac192e
 class TorusRouter(Router):
-    "Nearest-expert routing on the 3-torus: experts at z_i ∈ [0, 2π)³, queries wrap(κ·P·ĥ), top-k by geodesic distance."
+    ("Nearest-expert routing on the 3-torus: experts at z_i ∈ [0, 2π)³, queries wrap(κ·P·ĥ), top-k by "
+     "geodesic distance.")
     def __init__(self, d_in: int, n_adapters: int = 128, top_k: int = 1, *, seed: int = 0,
                  anchor_weight: float = 0.1,
                  scale: float = math.pi, temperature: float = 1.0, **_ignored):
@@ -62,9 +63,11 @@ class TorusRouter(Router):
 
     # -- queries and distances --------------------------------------------------------------------
     def query(self, features: torch.Tensor) -> torch.Tensor:
-        "Torus points [B, 3] (or [B, T, 3]) of routing features [B, d_in] (per sequence) or [B, T, d_in] (per token)."
+        ("Torus points [B, 3] (or [B, T, 3]) of routing features [B, d_in] (per sequence) or [B, T, d_in] "
+         "(per token).")
         if features.ndim not in (2, 3) or features.shape[-1] != self.d_in:
-            raise ValueError(f"TorusRouter expects features [B, {self.d_in}] or [B, T, {self.d_in}], got {tuple(features.shape)}")
+            raise ValueError(f"TorusRouter expects features [B, {self.d_in}] or [B, T, {self.d_in}], got "
+                             f"{tuple(features.shape)}")
         h = F.normalize(features.detach().float(), dim=-1)
         return wrap_angle(self.scale * h @ self.proj.float().T + self.offset.float())
 
@@ -82,7 +85,8 @@ class TorusRouter(Router):
         return self
 
     def distances(self, q: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
-        "Distances [*Q, n] from queries q [*Q, 3] to positions [n, 3] (or [M, *Q, n] for positions [M, n, 3])."
+        ("Distances [*Q, n] from queries q [*Q, 3] to positions [n, 3] (or [M, *Q, n] for positions [M, n, "
+         "3]).")
         Z = self.positions if positions is None else positions
         if Z.ndim == 2: return torus_distance(q[..., None, :], Z.to(q))
         M, lead = Z.shape[0], q.ndim - 1
@@ -94,11 +98,13 @@ class TorusRouter(Router):
         return Routing(idx, gates, logits=-d)
 
     def forward(self, features: torch.Tensor) -> Routing:
-        "Routing (indices, gates [B, k] or [B, T, k]) of features [B, d_in] or [B, T, d_in] to the nearest experts."
+        ("Routing (indices, gates [B, k] or [B, T, k]) of features [B, d_in] or [B, T, d_in] to the nearest "
+         "experts.")
         return self._routing(self.distances(self.query(features)))
 
     def route_population(self, features: torch.Tensor, positions: torch.Tensor) -> Routing:
-        "Routing [M·B, (T,) k] for M position sets [M, n, 3] over features [B, (T,) d] (row m·B + b = sample b, set m)."
+        ("Routing [M·B, (T,) k] for M position sets [M, n, 3] over features [B, (T,) d] (row m·B + b = "
+         "sample b, set m).")
         if positions.ndim != 3 or positions.shape[1:] != (self.n_adapters, 3):
             raise ValueError(f"positions must be [M, {self.n_adapters}, 3], got {tuple(positions.shape)}")
         d = self.distances(self.query(features), positions)             # [M, B, (T,) n]
@@ -135,7 +141,8 @@ class TorusRouter(Router):
 
     @torch.no_grad()
     def nes_update(self, es: NES, loss_fn) -> dict:
-        "One NES generation on the positions: `loss_fn(Z [M, n, 3]) -> [M]` losses; fitness = −loss − anchor; fold step."
+        ("One NES generation on the positions: `loss_fn(Z [M, n, 3]) -> [M]` losses; fitness = −loss − "
+         "anchor; fold step.")
         Z = self.population(es)
         loss = torch.as_tensor(loss_fn(Z)).detach().flatten().double().cpu()
         anchor = self.anchor_penalty(Z).double().cpu()
@@ -147,7 +154,8 @@ class TorusRouter(Router):
                 "drift": float(wrap_diff(self.positions, self.anchor).norm(dim=-1).mean())}
 
     def extra_repr(self):
-        return f"d_in={self.d_in}, n_adapters={self.n_adapters}, top_k={self.top_k}, anchor_weight={self.anchor_weight}"
+        return (f"d_in={self.d_in}, n_adapters={self.n_adapters}, top_k={self.top_k}, "
+                f"anchor_weight={self.anchor_weight}")
 
 # %% ../nbs/07_torus.ipynb #d5d40e2e
 def _seq_loss(logits, targets):
@@ -157,7 +165,8 @@ def _seq_loss(logits, targets):
 @torch.no_grad()
 def population_losses(mixture, idx: torch.Tensor, targets: torch.Tensor,
                       positions: torch.Tensor) -> torch.Tensor:
-    "Mean next-token loss [M] of a torus-routed `mixture` under each of M position sets, in one forward over M·B rows."
+    ("Mean next-token loss [M] of a torus-routed `mixture` under each of M position sets, in one forward "
+     "over M·B rows.")
     M, B = positions.shape[0], idx.shape[0]
     routing = mixture.router.route_population(mixture.features(idx), positions)
     rep = idx.repeat(M, 1)
@@ -185,7 +194,8 @@ def wrapped_normal(center: torch.Tensor, spread: float, n: int, generator) -> to
 
 # %% ../nbs/07_torus.ipynb #059b2c62
 def quantization_loss(queries: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    "Mean squared geodesic distance from each query [Q, 3] to its nearest expert, for positions [n, 3] or [M, n, 3]."
+    ("Mean squared geodesic distance from each query [Q, 3] to its nearest expert, for positions [n, 3] or "
+     "[M, n, 3].")
     P = positions if positions.ndim == 3 else positions[None]
     d = torus_distance(queries[None, :, None, :], P[:, None])          # [M, Q, n]
     out = d.min(-1).values.square().mean(-1)

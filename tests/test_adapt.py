@@ -9,7 +9,7 @@ __all__ = ['test_rollback_restores_exactly', 'test_concurrent_serving_never_sees
            'test_forbid_backward_strict_counts_saved_tensors', 'test_any_rule_drives_the_loop',
            'test_nan_in_shadow_is_never_published_without_guard', 'test_nonfinite_positions_are_never_published',
            'test_bad_lr_scale_is_refused_and_changes_nothing', 'test_observe_refuses_bad_token_ids',
-           'test_bad_config_raises', 'test_checkpoint_and_guard']
+           'test_bad_config_raises', 'test_checkpoint_and_guard', 'test_save_resume_with_adam_rule']
 
 # %% ../nbs/tests/test_adapt.ipynb #f7a6af0a
 import json, math, tempfile, threading, time
@@ -232,3 +232,15 @@ def test_checkpoint_and_guard():
     assert g.check() and all(torch.equal(p, good[n]) for n, p in ck.params.items())   # NaN score → rollback
     with pytest.raises(ValueError, match="threshold"): A.QualityGuard(lambda: 1.0, threshold=0.0)
     with pytest.raises(ValueError, match="positive and finite"): A.QualityGuard(lambda: 0.0).set_baseline()
+
+def test_save_resume_with_adam_rule():
+    cfg = _cfg(seed=8, rule_kw=dict(K=4, lr=0.05, optimizer="adam"))
+    toks = _toks(80, 10)
+    ad = _adapter(seed=8, cfg=cfg)
+    for i in (0, 20): ad.observe(toks[i:i + 20]); ad.step()
+    with tempfile.TemporaryDirectory() as d:
+        ad.save_state(d)
+        ad2 = _adapter(seed=8, cfg=_cfg(seed=8, rule_kw=dict(K=4, lr=0.05, optimizer="adam"))).load_state(d)
+    ad.observe(toks[40:60]); ad2.observe(toks[40:60])
+    ad.step(); ad2.step()
+    for n in ad.params: assert torch.equal(ad.params[n], ad2.params[n])

@@ -8,7 +8,8 @@ __all__ = ['test_designs_match_the_paper', 'test_run_cell_writes_a_record', 'tes
            'test_analyze_csv_cli', 'test_ray_executor', 'test_ray_branch_with_stub', 'test_ray_gives_each_cell_one_gpu',
            'test_config_mismatch_is_refused', 'test_truncated_record_is_reported_and_rerun',
            'test_bad_csv_is_one_line_naming_the_file', 'test_bad_workers_refused',
-           'test_second_sweep_into_the_same_folder_is_refused', 'test_kill_9_and_resume_a_sweep']
+           'test_second_sweep_into_the_same_folder_is_refused', 'test_kill_9_and_resume_a_sweep',
+           'test_jsonl_torn_tail_is_skipped_with_a_warning_and_appends_start_fresh']
 
 # %% ../nbs/tests/test_factorial.ipynb #e73f6c36
 import argparse, contextlib, io, json, os, signal, subprocess, sys, textwrap, time
@@ -31,7 +32,7 @@ def test_designs_match_the_paper():
     assert len(F.get_design("f1sub").cells) == 4 and len(F.get_design("f2sub").cells) == 8
     with pytest.raises(ValueError, match="nope"): F.get_design("nope")
 
-# %% ../nbs/tests/test_factorial.ipynb #ab448f69
+# %% ../nbs/tests/test_factorial.ipynb #6c508266
 def test_run_cell_writes_a_record(tmp_path):
     p = F.run_cell("toy", F.PAPER_CELLS["C3"], 137, {"sigma": 0.0}, tmp_path)
     rec = core.read_record(p)
@@ -39,7 +40,7 @@ def test_run_cell_writes_a_record(tmp_path):
         rec["metrics"]["ppl"]) == set(study.TOY_DOMAINS)
     assert abs(rec["metrics"]["balanced_ppl"] - F.balanced_ppl(rec["metrics"]["ppl"])) < 1e-12
 
-# %% ../nbs/tests/test_factorial.ipynb #20e71b58
+# %% ../nbs/tests/test_factorial.ipynb #f62413fc
 # a runner that raises on its 3rd call (counts calls in a file, so it works in any process)
 def _third_call_fails(cell, seed, config):
     f = Path(config["_count_file"])
@@ -66,7 +67,7 @@ def test_sweep_resumes_after_interruption(tmp_path):
                                                "C5"] for s in (42, 137))   # none repeated, none lost
     assert len(list(out.glob("**/*.json"))) == 10 and not list(out.glob("**/*.tmp*"))
 
-# %% ../nbs/tests/test_factorial.ipynb #c28a9974
+# %% ../nbs/tests/test_factorial.ipynb #6b65a5a4
 def test_process_pool_resume(tmp_path):
     with pytest.raises(F.SweepError) as e:
         F.sweep("toy", "full", seeds=[1, 2], out=tmp_path, workers=2, on_error="continue",
@@ -75,7 +76,7 @@ def test_process_pool_resume(tmp_path):
     r = F.sweep("toy", "full", seeds=[1, 2], out=tmp_path, workers=2)
     assert sorted(r.ran) == ["toy/C6/seed1", "toy/C6/seed2"] and len(r.skipped) == 14
 
-# %% ../nbs/tests/test_factorial.ipynb #0fb9b11e
+# %% ../nbs/tests/test_factorial.ipynb #8c4ed6fe
 def test_process_pool_stops_on_error_and_resumes(tmp_path):
     cnt, out = tmp_path / "calls", tmp_path / "rec"
     with pytest.raises(RuntimeError, match="fail on cell C2"):
@@ -88,7 +89,7 @@ def test_process_pool_stops_on_error_and_resumes(tmp_path):
     calls = [l.split()[0] for l in cnt.read_text().splitlines()]                            # fail_on raises before logging: the log holds successful runs
     assert sorted(calls) == sorted(f"{c}/{s}" for c in ["C1", "C2", "C3", "C4", "C5"] for s in (1, 2))
 
-# %% ../nbs/tests/test_factorial.ipynb #f2d1f219
+# %% ../nbs/tests/test_factorial.ipynb #99066c1a
 def test_toy_effects_recovered(tmp_path):
     F.sweep("toy", "full", seeds=range(3), out=tmp_path, executor="serial")
     res = F.analyze_source(tmp_path)["toy"]
@@ -99,7 +100,7 @@ def test_toy_effects_recovered(tmp_path):
     prim = res["chains"]["primary"].set_index("factor")
     assert abs(prim.loc["F1 router", "mean"] - 0.0426) < 0.006 and prim.loc["F1 router", "p"] < 0.05
 
-# %% ../nbs/tests/test_factorial.ipynb #79d10ca9
+# %% ../nbs/tests/test_factorial.ipynb #65d2591f
 def test_analyze_csv_cli(tmp_path):
     csv = tmp_path / "t4.csv"; paper.table4().to_csv(csv, index=False)
     buf = io.StringIO()
@@ -110,7 +111,7 @@ def test_analyze_csv_cli(tmp_path):
     assert abs(f1["mean"] - 0.0426) < 5e-5 and js["state"]["state"] == "c"
     assert (tmp_path / "figs" / "table_waterfall_primary.png").exists()
 
-# %% ../nbs/tests/test_factorial.ipynb #4a13e196
+# %% ../nbs/tests/test_factorial.ipynb #757bc221
 _RAY_SCRIPT = textwrap.dedent("""
     import sys, ray, fmea.factorial as F, fmea.experiments.factorial_study
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
@@ -187,7 +188,7 @@ def test_ray_branch_with_stub(tmp_path, monkeypatch):
     r = F.sweep("toy", "5of8", seeds=[1, 2], out=tmp_path, executor="ray")
     assert len(r.ran) == 6 and len(r.skipped) == 4
 
-# %% ../nbs/tests/test_factorial.ipynb #4a285ac7
+# %% ../nbs/tests/test_factorial.ipynb #410458db
 def test_ray_gives_each_cell_one_gpu(tmp_path, monkeypatch):
     stub = _StubRay(); stub.cluster_resources = lambda: {"CPU": 8.0, "GPU": 2.0}
     monkeypatch.setitem(sys.modules, "ray", stub)
@@ -196,7 +197,7 @@ def test_ray_gives_each_cell_one_gpu(tmp_path, monkeypatch):
     rec = core.read_record(tmp_path / "toy" / "C4" / "seed1.json")
     assert rec["config"]["device"] == "cuda"
 
-# %% ../nbs/tests/test_factorial.ipynb #5776478a
+# %% ../nbs/tests/test_factorial.ipynb #dcf2e2fc
 def test_config_mismatch_is_refused(tmp_path):
     F.sweep("toy", "5of8", seeds=[1], out=tmp_path, executor="serial", config={"sigma": 0.004})
     with pytest.raises(ValueError, match=r"made with another config \(differing keys \['sigma'\]"):
@@ -206,7 +207,7 @@ def test_config_mismatch_is_refused(tmp_path):
                 config={"sigma": 0.004, "_sleep": 0})
     assert len(r.skipped) == 5 and len(r.ran) == 5                            # '_' keys are runtime hooks
 
-# %% ../nbs/tests/test_factorial.ipynb #348a0350
+# %% ../nbs/tests/test_factorial.ipynb #a76772ae
 def test_truncated_record_is_reported_and_rerun(tmp_path, caplog):
     import logging
     F.sweep("toy", "5of8", seeds=[1], out=tmp_path, executor="serial")
@@ -220,7 +221,7 @@ def test_truncated_record_is_reported_and_rerun(tmp_path, caplog):
     assert r.rerun == r.ran == ["toy/C3/seed1"] and "no end marker" in caplog.text
     assert core.has_record(tmp_path, "toy/C3/seed1")
 
-# %% ../nbs/tests/test_factorial.ipynb #3f54e2ae
+# %% ../nbs/tests/test_factorial.ipynb #debc7fb5
 @pytest.mark.parametrize("text, msg", [
     ("", "the file is empty"),
     ("cell,seed,domain,ppl\nC1,1,code,3.4\nC1,1,bio,nan\n", "ppl is missing (NaN) at line 3"),
@@ -235,21 +236,21 @@ def test_bad_csv_is_one_line_naming_the_file(tmp_path, text, msg):
     assert str(e.value).startswith(str(csv)) and msg in str(e.value) and "\n" not in str(e.value), str(
         e.value)
 
-# %% ../nbs/tests/test_factorial.ipynb #c1d8a7c4
+# %% ../nbs/tests/test_factorial.ipynb #6a4a9861
 def test_bad_workers_refused(tmp_path):
     for w in (0, -2, 1.5, True):
         with pytest.raises(ValueError, match="workers must be a positive integer"):
             F.sweep("toy", "5of8", out=tmp_path, workers=w)
 
-# %% ../nbs/tests/test_factorial.ipynb #d3b2a31c
+# %% ../nbs/tests/test_factorial.ipynb #b6ac44e2
 def test_second_sweep_into_the_same_folder_is_refused(tmp_path):
-    with F.sweep_lock(tmp_path):
+    with core.folder_lock(tmp_path, "sweep"):
         t0 = time.monotonic()
         with pytest.raises(RuntimeError, match=f"another sweep \\(pid {os.getpid()}\\) is writing"):
-            with F.sweep_lock(tmp_path, wait_s=0.5): pass
+            with core.folder_lock(tmp_path, "sweep", wait_s=0.5): pass
         assert time.monotonic() - t0 >= 0.5
 
-# %% ../nbs/tests/test_factorial.ipynb #961b9ced
+# %% ../nbs/tests/test_factorial.ipynb #daebe3f2
 def _children(pid: int) -> list[int]:
     kids = []
     for d in Path("/proc").iterdir():
@@ -298,3 +299,16 @@ def test_kill_9_and_resume_a_sweep(tmp_path):
     assert sorted(set(runs)) == sorted(n.removeprefix("toy/").replace("/seed", "/") for n in done + r.ran)
     assert len(runs) - len(set(
         runs)) <= 2                                 # at most the 2 in flight at the kill
+
+# %% ../nbs/tests/test_factorial.ipynb #b33b1241
+def test_jsonl_torn_tail_is_skipped_with_a_warning_and_appends_start_fresh(tmp_path):
+    log = tmp_path / "events.jsonl"
+    for i in range(3): core.append_jsonl(log, {"i": i})
+    with open(log, "a") as f: f.write('{"i": 3, "to')                     # a writer killed mid-line
+    with pytest.warns(RuntimeWarning, match=r"torn line\(s\) \[4\]"):
+        assert [e["i"] for e in core.read_jsonl(log)] == [0, 1, 2]
+    core.append_jsonl(log, {"i": 4}); core.append_jsonl(log, {"i": 5})
+    with pytest.warns(RuntimeWarning, match="skipped 1 torn"):
+        assert [e["i"] for e in core.read_jsonl(log)] == [0, 1, 2, 4, 5]
+    log.write_text('{"i": 0}\nnot json\n')
+    with pytest.raises(ValueError, match="line 2 is not JSON"): core.read_jsonl(log)

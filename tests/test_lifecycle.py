@@ -17,6 +17,7 @@ import math, tempfile
 from pathlib import Path
 import torch
 import fmea.lifecycle as LC
+import fmea.experiments.lifecycle_runs as LR
 import fmea.core as core
 import fmea.stats as S
 make_generator = core.make_generator
@@ -159,14 +160,14 @@ def test_log_replays_into_timeline():
             f = torch.randn(5, generator=g, dtype=torch.float64)
             lc.maybe_step(step, lambda slots=None, f=f: f if slots is None else f[list(slots)] + 0.1)
         lc.close(30)
-        tl = LC.replay(Path(d) / "lifecycle.jsonl")
+        tl = LR.replay(Path(d) / "lifecycle.jsonl")
         assert len(tl) == 5 + 10 and int((tl.cause == "selection").sum()) == 10
-        assert LC.alive_at(tl, 30) == dict(enumerate(lc.ids))
-        assert LC.alive_at(tl, 0) == {i: i for i in range(5)}
+        assert LR.alive_at(tl, 30) == dict(enumerate(lc.ids))
+        assert LR.alive_at(tl, 0) == {i: i for i in range(5)}
         assert int(tl.received_n.sum()) == 10 and tl.heir.notna().sum() == 10
         deaths = [e for e in lc.log.events if e["event"] == "death"]
         assert tl.set_index("id").loc[deaths[0]["id"], "heir"] == deaths[0]["heir"]
-        sp = LC.newcomer_death_spiral(tl, young=4)
+        sp = LR.newcomer_death_spiral(tl, young=4)
         assert sp["deaths"] == 10 and 0 <= sp["fraction"] <= 1
         # snapshots at 6, 12, …, 30 plus final; the final one loads back
         snaps = sorted(p.name for p in (Path(d) / "snapshots").iterdir())
@@ -179,7 +180,7 @@ def test_log_replays_into_timeline():
         assert len(LC.read_events(Path(d) / "lifecycle.jsonl")) == len(lc.log.events)
 
 def test_every_subfactorial_config_runs():
-    cells = LC.f3_subfactorial("full")
+    cells = LR.f3_subfactorial("full")
     assert len(cells) == 16
     for name, cfg in cells.items():
         cfg = LC.LifecycleConfig(**{**cfg.__dict__, "warmup": 2, "interval": 2, "bottom_k": 1})
@@ -261,7 +262,7 @@ def test_survival_table_and_partial_corr():
     for s in range(1, 21):
         f = torch.randn(4, generator=g, dtype=torch.float64)
         lc.maybe_step(s, lambda: f)  # a fitness_fn without a slots argument also works
-    st = LC.survival_table(lc)
+    st = LR.survival_table(lc)
     assert int((st.events_present - st.events_survived).sum()) == 10
     assert int(st.received_n.sum()) == 10
     r = S.partial_corr(st.received_norm, st.events_survived, st[["age_end", "born"]])["r"]
