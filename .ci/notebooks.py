@@ -148,7 +148,9 @@ def backend_switches():
     for p in sorted(files):
         text = p.read_text(encoding="utf-8")
         if p.suffix == ".ipynb":
-            for i, c in enumerate(json.loads(text)["cells"]):
+            try: cells = json.loads(text)["cells"]
+            except (json.JSONDecodeError, KeyError): continue  # reported by check() as not valid JSON
+            for i, c in enumerate(cells):
                 if c["cell_type"] != "code": continue
                 for l in "".join(c["source"]).splitlines():
                     if BACKEND_RE.search(l): hits.append(f"{p.relative_to(ROOT)} cell {i}: {l.strip()}")
@@ -158,29 +160,41 @@ def backend_switches():
     return hits
 
 
+def _load(p: Path):
+    "The notebook's JSON (read twice if a writer was mid-way), or None if it does not parse"
+    for attempt in range(2):
+        try: return json.loads(p.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            if attempt == 0: time.sleep(2)
+    return None
+
+
 def check() -> int:
     problems, stale = [], []
-    tuts = tutorial_notebooks()
+    nbs = {p: _load(p) for p in all_notebooks()}
+    for p, nb in nbs.items():
+        if nb is None: problems.append(f"{p.relative_to(ROOT)}: not valid JSON")
+    nbs = {p: nb for p, nb in nbs.items() if nb is not None}
+    tuts = [p for p in tutorial_notebooks() if p in nbs]
     for p in tuts:
-        nb = json.loads(p.read_text(encoding="utf-8"))
+        nb = nbs[p]
         rel = p.relative_to(ROOT)
         if n_outputs(nb) == 0: problems.append(f"{rel}: no outputs")
         if is_stale(nb): stale.append(p)
-    no_kernel = [p for p in all_notebooks()
-                 if json.loads(p.read_text(encoding="utf-8")).get("metadata", {}).get("kernelspec", {}).get("name") != "python3"]
+    no_kernel = [p for p, nb in nbs.items() if nb.get("metadata", {}).get("kernelspec", {}).get("name") != "python3"]
     for p in no_kernel: problems.append(f"{p.relative_to(ROOT)}: no kernelspec")
     for section, pat in SECTIONS.items():
         found = sorted(NBS.glob(pat + ".ipynb"))
         if not found: problems.append(f"section {section!r}: no notebook nbs/{pat}.ipynb"); continue
-        if not any(n_images(json.loads(p.read_text(encoding="utf-8"))) for p in found):
+        if not any(n_images(nbs[p]) for p in found if p in nbs):
             problems.append(f"section {section!r}: {', '.join(str(p.relative_to(ROOT)) for p in found)} "
                             f"has no image output")
     for h in backend_switches(): problems.append(f"backend switch: {h}")
     for s in stale:
-        rec = json.loads(s.read_text(encoding="utf-8")).get("metadata", {}).get(META_KEY)
+        rec = nbs[s].get("metadata", {}).get(META_KEY)
         why = "code changed since its outputs were saved" if rec else "never executed by .ci/notebooks.py run"
         problems.append(f"{s.relative_to(ROOT)}: stale ({why})")
-    n_img = {p.name: n_images(json.loads(p.read_text(encoding="utf-8"))) for p in tuts}
+    n_img = {p.name: n_images(nbs[p]) for p in tuts}
     print(f"{len(tuts)} tutorial notebooks; {sum(1 for v in n_img.values() if v)} with images "
           f"({sum(n_img.values())} images in all)")
     if problems:

@@ -9,13 +9,15 @@ import logging
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import jvp, vmap
 
-from .models import GPT
+from .core import make_generator
+from .models import GPT, attention_fn, math_attention
 
 # %% auto #0
-__all__ = ['log', 'JVP_ATTENTION', 'use_math_attention', 'FrozenBase', 'set_jvp_attention', 'GPTBase', 'is_hf', 'HFBase',
-           'WrappedBase', 'register_base', 'as_base', 'use_forward_ad_attention', 'LinearCrossEntropy',
-           'linear_cross_entropy', 'check_tokens', 'lm_loss']
+__all__ = ['log', 'JVP_ATTENTION', 'use_math_attention', 'FrozenBase', 'set_jvp_attention', 'enable_attention_jvp_kernel',
+           'disable_attention_jvp_kernel', 'GPTBase', 'is_hf', 'HFBase', 'WrappedBase', 'register_base', 'as_base',
+           'use_forward_ad_attention', 'LinearCrossEntropy', 'linear_cross_entropy', 'check_tokens', 'lm_loss']
 
 # %% ../nbs/01b_base.ipynb #d62234a6
 log = logging.getLogger(__name__)
@@ -62,6 +64,33 @@ def set_jvp_attention(name: str) -> str:
     attention_fn(name)  # raises for an unknown name
     JVP_ATTENTION = name
     return name
+
+# %% ../nbs/01b_base.ipynb #a2b0e002
+def enable_attention_jvp_kernel(require_cuda: bool = True, verbose: bool = True) -> str:
+    "Use the kernels module's fused attention JVP when available and correct; returns the path selected."
+    why, chosen = None, JVP_ATTENTION
+    if require_cuda and not torch.cuda.is_available(): why = "no CUDA"
+    else:
+        try:
+            from fmea.kernels.attention_jvp import register_jvp_attention  # optional (Triton): on demand
+            name = register_jvp_attention()
+            dev = "cuda" if torch.cuda.is_available() else "cpu"
+            g = make_generator(0, "jvp_kernel_check", device=dev)
+            q, k, v = (torch.randn(2, 2, 16, 16, generator=g, device=dev) for _ in range(3))
+            T = [torch.randn(3, 2, 2, 16, 16, generator=g, device=dev) for _ in range(3)]
+            run = lambda fn: vmap(lambda a, b, c: jvp(fn, (q, k, v), (a, b, c)))(*T)
+            (o1, d1), (o2, d2) = run(attention_fn(name)), run(math_attention)
+            close = lambda x, y: torch.allclose(x, y, atol=1e-3, rtol=1e-3)
+            if not (close(o1, o2) and close(d1, d2)):
+                why = f"kernel JVP disagrees with math attention (max |Δ| {(d1 - d2).abs().max().item():.2e})"
+            else: chosen = set_jvp_attention(name)
+        except Exception as e: why = f"{type(e).__name__}: {e}"
+    if verbose: log.info(f"JVP attention = {chosen!r}" + (f" ({why})" if why else ""))
+    return chosen
+
+def disable_attention_jvp_kernel() -> str:
+    "Back to math attention for forward-mode AD."
+    return set_jvp_attention("math")
 
 # %% ../nbs/01b_base.ipynb #9a19a312
 class _TiedHead(nn.Module):

@@ -9,7 +9,7 @@ __all__ = ['L5', 'X', 'test_b3_hand', 'test_sigmoid_no_renormalisation_and_tau',
            'test_anneal_clamp_and_router_steps', 'test_topk_selection_matches_sort',
            'test_registry_errors_and_explicit_plugin', 'test_router_config_cells', 'test_build_mixture_every_f1_cell',
            'test_js_against_scipy', 'test_coalition_probe_counts_and_dead',
-           'test_step_on_subclass_that_skips_router_init']
+           'test_step_on_subclass_that_skips_router_init', 'test_routing_stage_reports_the_lock_study']
 
 # %% ../nbs/tests/test_routers.ipynb #fdab4396
 import math, sys, textwrap
@@ -237,3 +237,23 @@ def test_step_on_subclass_that_skips_router_init():
     o.step()
     o.step()
     assert int(o.steps_done) == 2
+
+# %% ../nbs/tests/test_routers.ipynb #c1c0t002
+def test_routing_stage_reports_the_lock_study(tmp_path):
+    "Issue 15: the gate × input lock study is a `fmea reproduce` stage with its tables and figure."
+    import fmea.core as core
+    import fmea.experiments.routing as RT
+    import fmea.experiments.lifecycle_runs, fmea.experiments.sandbox   # register their stages
+    assert "routing" in core.STAGES and core.STAGES["routing"].fn is RT.routing_stage
+    assert core.STAGES["lifecycle"].order < core.STAGES["routing"].order < core.STAGES["sandbox"].order
+    import fmea.cli as cli
+    sub = next(a for a in cli.build_parser()._actions
+               if isinstance(getattr(a, "choices", None), dict) and "reproduce" in a.choices)
+    assert "  routing " in sub.choices["reproduce"].format_help()   # `fmea reproduce --help` lists it
+    text = RT.routing_stage(core.StageContext(tmp_path, quick=True, config={"lock_steps": 3}))
+    assert "### Router lock: gate × input (3 seeds, 3 steps; 18 runs" in text
+    assert text.count("| effect | contrast | mean | ci_lo | ci_hi | p | n |") == 2
+    assert "| gate | input | mean_js |" in text
+    assert "input: last_hidden − embed_mean (mean over gates)" in text
+    assert (tmp_path / "router_lock.png").exists()
+    assert len((tmp_path / "lock.csv").read_text().splitlines()) == 1 + 18

@@ -9,7 +9,7 @@ __all__ = ['make_generator', 'test_reference_losses_match_closed_forms', 'test_r
            'test_single_seed_battery_prints_no_test_and_no_verdict', 'test_verdicts_need_two_seeds',
            'test_nonpositive_seed_counts_are_refused', 'test_calibrated_substrate_has_the_papers_headroom',
            'test_es_step_modes', 'test_g8_reports_tail_recovery_fraction', 'test_robustness_names_the_flipping_factor',
-           'test_grid_is_resumable']
+           'test_grid_is_resumable', 'test_sandbox_stage_reports_the_verdict_grid']
 
 # %% ../nbs/tests/test_sandbox.ipynb #135d03e8
 import argparse, math, tempfile
@@ -266,3 +266,19 @@ def test_grid_is_resumable(tmp_path):
     assert r2.ran == [] and len(r2.skipped) == 4
     t = S.grid_table(tmp_path / "records", "micro")
     assert len(t) == 2 * 2 * 2 and set(t.verdict) <= set(S.VERDICT_COLOURS)
+
+# %% ../nbs/tests/test_sandbox.ipynb #c1c0t001
+def test_sandbox_stage_reports_the_verdict_grid(tmp_path, monkeypatch):
+    "Issue 15: `fmea reproduce`'s sandbox section holds the verdict grid (table, robust/flips lines, figure)."
+    monkeypatch.setattr(S, "quick_config", lambda **kw: S.micro_config(**{"g4_steps": 3, "eval_every": 3,
+                                                                            "g5_steps": 3, "warm_steps": 6,
+                                                                            "tail_steps": 3, "g8_es_steps": 3,
+                                                                            **kw}))
+    ctx = core.StageContext(tmp_path, quick=True, device="cpu",
+                            config={"grid_experiments": ["G5"], "grid_seeds": [0, 1]})
+    text = S.sandbox_stage(ctx)
+    assert "### Verdict grid (micro scale: hidden 128, 2 seeds" in text
+    assert "| experiment | substrate | es_lr_mode | sgd_lr | budget | verdict |" in text
+    assert "- **G5** (paper " in text and ("robust" in text or "flips with" in text)
+    assert (tmp_path / "grid_micro.png").exists() and (tmp_path / "grid" / "table.csv").exists()
+    assert len(pd.read_csv(tmp_path / "grid" / "table.csv")) == 2 * 2 * 2   # substrates × ES steps × lrs

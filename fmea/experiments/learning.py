@@ -16,23 +16,23 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-from ..core import (command, arg, resolve_device, resolve_dtype, reproduce_stage, StageContext, write_record, Timer,
-                       progress, torch_threads, make_generator, jsonable, derive_seed, atomic_write)
+from ..core import (command, arg, resolve_device, resolve_dtype, reproduce_stage, StageContext, write_record,
+                       Timer, progress, torch_threads, make_generator, jsonable, derive_seed, atomic_write)
 from ..lora import inject_lora, lora_count, lora_modules, lora_parameters
 from ..models import GPT, gpt_config, load_pretrained
-from ..base import lm_loss, use_forward_ad_attention
+from ..base import lm_loss, use_forward_ad_attention, enable_attention_jvp_kernel
 from ..forward_grad import (ForwardGradient, SPSA, Backprop, make_rule, make_preset, lora_factors,
-                               enable_attention_jvp_kernel)
+                               make_directions)
 from ..adapt import QualityGuard
 
 log = logging.getLogger(__name__)
 
 # %% auto #0
 __all__ = ['log', 'BENCH_TARGETS', 'LEARN_TARGETS', 'RECIPES', 'LiveTensorBytes', 'measure', 'bench_forward_grad', 'format_bench',
-           'bench_cmd', 'distill_task', 'learning_comparison', 'forward_grad_stage', 'seed000_variance', 'LearningTask',
-           'learning_task', 'task_loss', 'task_batch', 'held_ppl', 'reset_lora', 'build_rule', 'run_recipe',
-           'step_memory', 'bench_learning', 'summarize_learning', 'format_learning', 'plot_learning', 'learning_cmd',
-           'learning_stage']
+           'bench_cmd', 'distill_task', 'learning_comparison', 'forward_grad_stage', 'seed000_variance', 'theory_mse',
+           'theory_cos2', 'estimator_stats', 'LearningTask', 'learning_task', 'task_loss', 'task_batch', 'held_ppl',
+           'reset_lora', 'build_rule', 'run_recipe', 'step_memory', 'bench_learning', 'summarize_learning',
+           'format_learning', 'plot_learning', 'learning_cmd', 'learning_stage']
 
 # %% ../../nbs/41_learning.ipynb #a776ff6a
 class LiveTensorBytes(TorchDispatchMode):
@@ -85,8 +85,9 @@ def measure(fn: Callable, device: str | torch.device = "cpu", repeats: int = 3, 
 # %% ../../nbs/41_learning.ipynb #651d3c31
 BENCH_TARGETS = ["query_key_value", "dense", "dense_h_to_4h"]
 
-def bench_forward_grad(small: bool = False, device: str = "auto", Ks=(1, 4, 8), repeats: int = 3, dtype: str = "fp32",
-                       batch: int | None = None, seq: int | None = None, kernel: bool = True, loss: str = "fused") -> dict:
+def bench_forward_grad(small: bool = False, device: str = "auto", Ks=(1, 4, 8), repeats: int = 3,
+                       dtype: str = "fp32", batch: int | None = None, seq: int | None = None, kernel: bool = True,
+                       loss: str = "fused") -> dict:
     ("Time and peak memory of one step of each learning rule on one GPT; returns "
         "{'config', 'rows', 'attention'}.")
     dev = resolve_device(device)
@@ -108,27 +109,32 @@ def bench_forward_grad(small: bool = False, device: str = "auto", Ks=(1, 4, 8), 
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     def fwd():
         with torch.no_grad(): loss_fn()
-    cases = [("forward (no grad)", None, fwd, 1), ("backprop LoRA", None, lambda: Backprop(model, lr=1e-9).step(loss_fn), 3),
+    cases = [("forward (no grad)", None, fwd, 1),
+             ("backprop LoRA", None, lambda: Backprop(model, lr=1e-9).step(loss_fn), 3),
              ("backprop + checkpointing", None, lambda: Backprop(model, lr=1e-9, checkpoint=True).step(loss_fn), 4)]
     for K in Ks:
-        cases.append(("forward gradient", K, (lambda K: lambda: ForwardGradient(model, K=K, lr=1e-9, verbose=False).step(loss_fn))(K), 1 + K))
+        fg = lambda K, **kw: lambda: ForwardGradient(model, K=K, lr=1e-9, verbose=False, **kw).step(loss_fn)
+        cases.append(("forward gradient", K, fg(K), 1 + K))
     for K in Ks:
-        cases.append(("FG block=layer", K, (lambda K: lambda: ForwardGradient(model, K=K, lr=1e-9, block="layer", block_p="cycle", verbose=False).step(loss_fn))(K), 1 + K))
+        cases.append(("FG block=layer", K, fg(K, block="layer", block_p="cycle"), 1 + K))
     for K in Ks:
         cases.append(("SPSA", K, (lambda K: lambda: SPSA(model, K=K, lr=1e-9).step(loss_fn))(K), 2 * K))
     rows = []
     for name, K, fn, passes in progress(cases, desc="bench forward-grad"):
         r = measure(fn, dev, repeats=repeats)
         peak = r["peak_bytes"] + (weights if dev.type == "cpu" else 0)
-        rows.append(dict(method=name, K=K, ms=1e3 * r["seconds"], peak_mib=peak / 2**20, forward_passes=passes))
+        rows.append(dict(method=name, K=K, ms=1e3 * r["seconds"], peak_mib=peak / 2**20,
+                         forward_passes=passes))
     for r in rows:
         r["time_ratio"] = r["ms"] / rows[0]["ms"]; r["mem_ratio"] = r["peak_mib"] / rows[0]["peak_mib"]
     att = model.cfg.attention
-    if att == "jvp_kernel":  # which implementation the kernels module ran last (triton or its torch reference)
+    if att == "jvp_kernel":  # which implementation the kernels module ran last (triton or torch reference)
         from fmea.kernels import attention_jvp as _aj
         att += f" ({getattr(_aj.attention_jvp, 'last_path', None)})"
-    return dict(config=dict(gpt=cfg.__dict__ | {"batch": batch, "seq": seq}, lora_params=lora_count(model), device=str(dev),
-                            dtype=str(dtype), threads=torch.get_num_threads(), loss=loss, memory=rows[0] and ("cuda max_memory_allocated" if dev.type == "cuda" else "weights + LiveTensorBytes")),
+    memory = "cuda max_memory_allocated" if dev.type == "cuda" else "weights + LiveTensorBytes"
+    return dict(config=dict(gpt=cfg.__dict__ | {"batch": batch, "seq": seq}, lora_params=lora_count(model),
+                            device=str(dev), dtype=str(dtype), threads=torch.get_num_threads(), loss=loss,
+                            memory=rows[0] and memory),
                 rows=rows, attention=att)
 
 # %% ../../nbs/41_learning.ipynb #cb4f1115
@@ -161,7 +167,8 @@ def format_bench(res: dict) -> str:
         "plain: the model's own cross-entropy")])
 def bench_cmd(args):
     if args.threads: torch.set_num_threads(args.threads)
-    res = bench_forward_grad(small=args.small, device=args.device, repeats=args.repeats, dtype=args.dtype, kernel=not args.no_kernel, loss=args.loss)
+    res = bench_forward_grad(small=args.small, device=args.device, repeats=args.repeats, dtype=args.dtype,
+                             kernel=not args.no_kernel, loss=args.loss)
     print(json.dumps(res, indent=1) if args.json else format_bench(res))
 
 # %% ../../nbs/41_learning.ipynb #546a3600
@@ -169,7 +176,8 @@ def distill_task(seed: int = 0, vocab: int = 64, d_model: int = 32, n_layers: in
                  targets=("dense_4h_to_h",), sigma: float = 3.0, batch: int = 8, seq: int = 16):
     ("(model, loss_fn): a frozen random GPT whose zero-initialised adapters must match a teacher (same GPT + "
         "random adapters).")
-    m = GPT(gpt_config("tiny", vocab_size=vocab, d_model=d_model, n_layers=n_layers, n_heads=4, seq_len=seq, attention="math"), seed=seed)
+    m = GPT(gpt_config("tiny", vocab_size=vocab, d_model=d_model, n_layers=n_layers, n_heads=4, seq_len=seq,
+                       attention="math"), seed=seed)
     inject_lora(m, list(targets), rank=rank, seed=seed)
     g = make_generator(seed, "distill_task")
     idx = torch.randint(0, vocab, (batch, seq), generator=g)
@@ -180,11 +188,13 @@ def distill_task(seed: int = 0, vocab: int = 64, d_model: int = 32, n_layers: in
         teacher = torch.nn.functional.log_softmax(m(idx), -1)
         for n, p in ps.items():
             if n.endswith("lora_B"): p.zero_()
-    loss_fn = lambda: torch.nn.functional.kl_div(torch.nn.functional.log_softmax(m(idx), -1), teacher, log_target=True, reduction="sum") / (batch * seq)
+    F = torch.nn.functional
+    loss_fn = lambda: F.kl_div(F.log_softmax(m(idx), -1), teacher, log_target=True, reduction="sum") / (batch * seq)
     return m, loss_fn
 
 # %% ../../nbs/41_learning.ipynb #e56f3337
-def learning_comparison(budget: int = 300, seed: int = 0, K: int = 4, lr: float = 10.0, rules=("forward_grad", "spsa", "backprop")) -> dict:
+def learning_comparison(budget: int = 300, seed: int = 0, K: int = 4, lr: float = 10.0,
+                        rules=("forward_grad", "spsa", "backprop")) -> dict:
     ("Train the `distill_task` adapters with each rule until `budget` forward-pass equivalents are spent; "
         "{rule: {'n_forward', 'loss', 'final', 'saved_tensors', 'seconds'}}.")
     out = {}
@@ -196,7 +206,7 @@ def learning_comparison(budget: int = 300, seed: int = 0, K: int = 4, lr: float 
         saved = [0]
         def pack(t): saved[0] += 1; return t
         xs, ys, t0 = [0], [float(loss_fn().detach())], time.perf_counter()
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):  # counts what autograd stores for a backward pass
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):  # counts what autograd stores for backward
             while rule.n_forward < budget:
                 r = rule.step(loss_fn)
                 if not r["skipped"]: xs.append(rule.n_forward); ys.append(r["loss"])
@@ -211,7 +221,8 @@ def learning_comparison(budget: int = 300, seed: int = 0, K: int = 4, lr: float 
     "equal forward-pass budget")
 def forward_grad_stage(ctx: StageContext) -> str:
     import matplotlib.pyplot as plt  # only when the stage runs: the CLI picks the backend first
-    with torch_threads(1 if resolve_device(ctx.device).type == "cpu" else None):  # tiny tensors: OpenMP threads only contend
+    cpu = resolve_device(ctx.device).type == "cpu"
+    with torch_threads(1 if cpu else None):  # tiny tensors: OpenMP threads only contend
         budget, seeds = (300, [ctx.seed]) if ctx.quick else (3000, [ctx.seed + i for i in range(3)])
         timer = Timer()
         fig, ax = plt.subplots(figsize=(5.5, 3.4))
@@ -229,7 +240,8 @@ def forward_grad_stage(ctx: StageContext) -> str:
             ok &= fgr["final"] < 0.8 * fgr["initial"] and fgr["saved_tensors"] == 0 and not fgr["any_grad"]
         ax.set(xlabel="forward-pass equivalents", ylabel="KL to teacher (per token)", title=f"LoRA |θ| = "
             f"{fgr['n_params']}, K = 4"); ax.legend()
-        table = "| rule | seed | steps | loss start | loss end | tensors saved for backward |\n|---|---|---|---|---|---|\n" + "\n".join(lines)
+        table = ("| rule | seed | steps | loss start | loss end | tensors saved for backward |\n"
+                 "|---|---|---|---|---|---|\n" + "\n".join(lines))
         return (f"Distillation of a random rank-1 adapter into a frozen GPT, {budget} forward-pass "
             f"equivalents per rule "
                 f"(JVP with K tangents = 1+K, SPSA = 2K, backprop = 3). The forward gradient learns without any backward pass. "
@@ -240,6 +252,36 @@ def seed000_variance(n: int, K: int) -> float:
     ("Seed 000 §2.5's claim Var[ĝ] / ‖∇L‖² = (1/K)(n/K − 1) (compared with the measured error in "
         "02_forward_grad).")
     return (n / K - 1) / K
+
+# %% ../../nbs/41_learning.ipynb #3e22778b
+def theory_mse(n: int, K: int, direction: str = "gaussian") -> float:
+    "E‖ĝ − ∇L‖² / ‖∇L‖² for the unbiased estimator (derived in `02_forward_grad`)."
+    return {"gaussian": (n + 1) / K, "rademacher": (n - 1) / K, "orthogonal": n / K - 1,
+            "antithetic": 2 * (n + 1) / K}[direction]
+
+def theory_cos2(n: int, K: int, direction: str = "gaussian") -> float:
+    "E cos²(ĝ, ∇L): K/n for orthogonal directions, ≈ K/(K+n) for independent ones (K/2 pairs if antithetic)."
+    if direction == "orthogonal": return K / n
+    Ke = K // 2 if direction == "antithetic" else K
+    return Ke / (Ke + n)
+
+# %% ../../nbs/41_learning.ipynb #924a526d
+@torch.no_grad()
+def estimator_stats(grad: torch.Tensor, K: int, direction: str = "gaussian", draws: int = 100,
+                    seed: int = 0, scaling: str = "unbiased") -> dict:
+    ("Monte-Carlo statistics of ĝ for a fixed gradient: "
+        "{'mse': E‖ĝ−g‖²/‖g‖², 'cos2', 'mean', 'bias_ratio': ⟨E ĝ, g⟩/‖g‖²}.")
+    g = grad.detach().reshape(-1).double()
+    params = OrderedDict(theta=g)
+    mse = cos2 = 0.0
+    mean = torch.zeros_like(g)
+    for s in range(draws):
+        V = make_directions(params, seed, s, K, direction, scaling)["theta"]
+        ghat = (V @ g) @ V / K
+        mean += ghat / draws
+        mse += ((ghat - g).pow(2).sum() / g.pow(2).sum()).item() / draws
+        cos2 += (torch.dot(ghat, g) ** 2 / (ghat.pow(2).sum() * g.pow(2).sum())).item() / draws
+    return dict(mse=mse, cos2=cos2, mean=mean, bias_ratio=(torch.dot(mean, g) / g.pow(2).sum()).item())
 
 # %% ../../nbs/41_learning.ipynb #2008404b
 LEARN_TARGETS = {"smollm2": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
@@ -295,9 +337,10 @@ def learning_task(model: str = "smollm2", domain: str = "biology", other: str = 
     use_forward_ad_attention(m, verbose=False)
     chars = 40 * row_len * max(rows, eval_rows)
     train = _corpus_tokens(encode, corpus, domain, "train", 50 * chars)
-    held = {"val": _rows(_corpus_tokens(encode, corpus, domain, "eval", chars), max(1, eval_rows // 2), row_len, 0, "val"),
-            "same": _rows(_corpus_tokens(encode, corpus, domain, "eval", chars), eval_rows, row_len, 1, "test"),
-            "other": _rows(_corpus_tokens(encode, corpus, other, "eval", chars), eval_rows, row_len, 1, "test")}
+    ev = lambda d: _corpus_tokens(encode, corpus, d, "eval", chars)
+    held = {"val": _rows(ev(domain), max(1, eval_rows // 2), row_len, 0, "val"),
+            "same": _rows(ev(domain), eval_rows, row_len, 1, "test"),
+            "other": _rows(ev(other), eval_rows, row_len, 1, "test")}
     return LearningTask(m, train, held, rows, row_len, domain, other, corpus.manifest["key"], model)
 
 # %% ../../nbs/41_learning.ipynb #a98d4919
@@ -312,7 +355,8 @@ def task_batch(task: LearningTask, seed: int, u: int) -> torch.Tensor:
 @torch.no_grad()
 def held_ppl(task: LearningTask, which=("val", "same", "other")) -> dict:
     "Perplexity on the held-out rows."
-    return {k: math.exp(min(float(task_loss(task, task.held[k])), 700.0)) for k in which}  # capped: e^700 ≈ diverged
+    # capped: e^700 ≈ diverged
+    return {k: math.exp(min(float(task_loss(task, task.held[k])), 700.0)) for k in which}
 
 def reset_lora(task: LearningTask, seed: int):
     "LoRA back to its initial state for `seed` (A random, B zero)."
@@ -357,14 +401,16 @@ def run_recipe(task: LearningTask, recipe: dict, lr: float, seed: int, updates: 
         t0 = time.perf_counter()
         if isinstance(rule, Backprop): r = rule.step(lambda: task_loss(task, rows))
         else:
-            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t): r = rule.step(lambda: task_loss(task, rows))
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                r = rule.step(lambda: task_loss(task, rows))
         secs += time.perf_counter() - t0; skipped += r["skipped"]
         if u + 1 in at:
             p = held_ppl(task)
             rolled = guard.check(1.0 / p["val"])
             if rolled: p = held_ppl(task)
             else: guard.commit()
-            curve.append(dict(update=u + 1, fwd=rule.n_forward, rel_time=secs / t_fwd, rolled_back=rolled, **p))
+            curve.append(dict(update=u + 1, fwd=rule.n_forward, rel_time=secs / t_fwd, rolled_back=rolled,
+                              **p))
     log.info(f"run lr={lr:g} seed={seed}: PPL same {p0['same']:.3f} → {curve[-1]['same']:.3f}, "
              f"other {p0['other']:.3f} → {curve[-1]['other']:.3f}, rollbacks {guard.n_rollbacks}, {secs:.0f} s")
     return dict(lr=lr, seed=seed, curve=curve, final=curve[-1], rollbacks=guard.n_rollbacks, skipped=skipped,
@@ -423,8 +469,10 @@ def bench_learning(quick: bool = False, model: str | None = None, seeds: int | N
         ups = updates * rc.get("updates_x", 1)
         rc = {**rc, "lrs": (lrs or {}).get(name, rc["lrs"])}
         sweep = [run_recipe(task, rc, lr, 0, ups, t_fwd=t_fwd, initial=frozen) for lr in rc["lrs"]]
-        best = min(sweep, key=lambda r: (r["rollbacks"], r["skipped"], r["final"]["val"]))  # guard-free runs first
-        runs = [best] + [run_recipe(task, rc, best["lr"], s, ups, t_fwd=t_fwd, initial=frozen) for s in range(1, seeds)]
+        # guard-free runs first
+        best = min(sweep, key=lambda r: (r["rollbacks"], r["skipped"], r["final"]["val"]))
+        runs = [best] + [run_recipe(task, rc, best["lr"], s, ups, t_fwd=t_fwd, initial=frozen)
+                         for s in range(1, seeds)]
         mem = step_memory(task, rc, best["lr"])
         out["recipes"][name] = dict(recipe={k: v for k, v in rc.items() if k != "lrs"}, lrs=rc["lrs"], best_lr=best["lr"],
                                     sweep=[dict(lr=r["lr"], val=r["final"]["val"], same=r["final"]["same"],
@@ -468,10 +516,12 @@ def summarize_learning(res: dict) -> dict:
                                   for run in res["recipes"][other]["runs"]]))
         goals = dict(best=best, best_reduction=b["same"][0],
                      backprop_at_equal_time=red_at("backprop_adam", "rel_time", b["rel_time"]))
-        goals["frac_of_backprop"] = b["same"][0] / goals["backprop_at_equal_time"] if goals["backprop_at_equal_time"] > 0 else None
+        bt = goals["backprop_at_equal_time"]
+        goals["frac_of_backprop"] = b["same"][0] / bt if bt > 0 else None
         if "spsa" in out:
             goals["spsa_at_equal_fwd"] = red_at("spsa", "fwd", b["fwd"])
-            goals["x_spsa"] = b["same"][0] / goals["spsa_at_equal_fwd"] if goals["spsa_at_equal_fwd"] > 0 else None
+            sp = goals["spsa_at_equal_fwd"]
+            goals["x_spsa"] = b["same"][0] / sp if sp > 0 else None
         goals["mem_ratio"] = b["mem_ratio"]
         out["_goals"] = goals
     return out

@@ -5,18 +5,20 @@
 # %% ../../nbs/31_routing.ipynb #b405a1a1
 from __future__ import annotations
 import time
+from pathlib import Path
 
 import torch
 
-from ..core import make_generator
+from ..core import make_generator, reproduce_stage, StageContext, atomic_write, torch_threads
 from ..models import GPT, gpt_config
 from ..routers import router_config, build_mixture, coalition_probe, plot_coalition, CoalitionReport
 from ..stats import paired_t, one_sample_t
 from .toys import synthetic_domains
+from .sandbox import markdown_table
 
 # %% auto #0
 __all__ = ['LOCK_GATES', 'LOCK_INPUTS', 'train_router_demo', 'lock_cells', 'run_lock_study', 'lock_effects', 'plot_lock',
-           'floor_tau_run', 'plot_floor_tau']
+           'lock_section', 'routing_stage', 'floor_tau_run', 'plot_floor_tau']
 
 # %% ../../nbs/31_routing.ipynb #cc61b391
 def train_router_demo(
@@ -194,6 +196,38 @@ def plot_lock(df):
     axs[1].set_title("routing-dead adapters")
     fig.tight_layout()
     return fig
+
+# %% ../../nbs/31_routing.ipynb #c1c0b002
+def lock_section(out, seeds=range(3), steps: int = 40, savefig=None) -> str:
+    """Run the gate × input lock study and return its markdown: per-cell means, the effects on mean JS and
+    dead adapters (95 % CIs) and (with `savefig`) the figure; the per-run table goes to `out/lock.csv`."""
+    seeds = list(seeds)
+    t0 = time.perf_counter()
+    with torch_threads(1):   # tiny ops: one thread is many times faster on a shared CPU
+        df = run_lock_study(seeds=seeds, steps=steps)
+    wall = time.perf_counter() - t0
+    atomic_write(Path(out) / "lock.csv", df.to_csv(index=False))
+    cells = (df.assign(locked=df.locked.astype(float)).groupby(["gate", "input"], sort=False)
+             [["mean_js", "min_js", "n_dead", "final_loss", "locked"]].mean().reset_index())
+    cols = ["effect", "contrast", "mean", "ci_lo", "ci_hi", "p", "n"]
+    parts = [f"### Router lock: gate × input ({len(seeds)} seeds, {steps} steps; {len(df)} runs in "
+             f"{wall:.0f} s)",
+             "Per cell (seed means; `locked` = fraction of seeds with mean JS < 0.01 and ≥ 8 dead adapters):",
+             markdown_table(cells), "Effects on mean JS (bits), paired over seeds:",
+             markdown_table(lock_effects(df, "mean_js")[cols]), "Effects on dead adapters (of 16):",
+             markdown_table(lock_effects(df, "n_dead")[cols])]
+    if savefig is not None:
+        parts.append(savefig(plot_lock(df), "router_lock"))
+    return "\n\n".join(parts)
+
+# %% ../../nbs/31_routing.ipynb #c1c0b004
+@reproduce_stage("routing", order=57, help="router lock as a gate × input 3 × 2 on the toy: effects with CIs")
+def routing_stage(ctx: StageContext) -> str:
+    "The lock study: quick run 3 seeds × 40 steps; full run the notebook's 5 seeds × 60 steps."
+    seeds = range(ctx.seed, ctx.seed + (3 if ctx.quick else 5))
+    steps = int(ctx.config.get("lock_steps", 40 if ctx.quick else 60))
+    return (f"Scale: {'quick' if ctx.quick else 'full'} (toy GPT, CPU).\n\n"
+            + lock_section(ctx.out, seeds, steps, ctx.savefig))
 
 # %% ../../nbs/31_routing.ipynb #dee35058
 _FT_CACHE: dict = {}

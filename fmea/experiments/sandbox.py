@@ -26,7 +26,8 @@ __all__ = ['log', 'PAPER_HEADROOM', 'SUBSTRATES', 'ES_LR_MODES', 'NO_TEST', 'EXP
            'batched', 'flatten', 'unflatten', 'train_grad', 'train_es', 'es_step_lr', 'gap_closed', 'delta_warm',
            'BatteryConfig', 'full_config', 'quick_config', 'micro_config', 'Battery', 'verdicts', 'tables', 'synthesis',
            'figures', 'markdown_table', 'report', 'grid_config', 'grid_design', 'run_grid', 'grid_table', 'robustness',
-           'plot_grid', 'plot_effects', 'agreement', 'run_sandbox', 'run_grid_cmd', 'sandbox_cmd', 'sandbox_stage']
+           'plot_grid', 'plot_effects', 'agreement', 'run_sandbox', 'run_grid_cmd', 'sandbox_cmd', 'grid_section',
+           'sandbox_stage']
 
 # %% ../../nbs/37_sandbox.ipynb #43545104
 log = logging.getLogger(__name__)
@@ -1760,15 +1761,46 @@ def sandbox_cmd(args):
         else:
             print(f"  {e}: {r['ours']:16s} (paper: {r['paper']}) — {r['why']}")
 
+# %% ../../nbs/37_sandbox.ipynb #c1c0a002
+def grid_section(out, scale: str = "micro", savefig=None, *, experiments=EXPERIMENTS, seeds=None,
+                 device: str = "cpu") -> str:
+    """Run or resume the verdict grid at `scale` into `out` (serially) and return its markdown: the table,
+    the per-experiment robust / flips-with-X lines and (with `savefig`) the verdict map."""
+    sc = GRID_SCALES[scale]
+    t0 = time.perf_counter()
+    res = run_grid(scale, out, executor="serial", experiments=experiments, seeds=seeds, device=device)
+    table = grid_table(Path(out) / "records", scale)
+    rob = robustness(table)
+    atomic_write(Path(out) / "table.csv", table.to_csv(index=False))
+    n_seeds = len(seeds) if seeds is not None else sc["seeds"]
+    head = (f"### Verdict grid ({scale} scale: hidden {sc['d_hidden']}, {n_seeds} seeds, SGD lr "
+            f"{', '.join(map(str, sc['lrs']))}, budgets {', '.join(sc['budgets'])}; {len(res.ran)} runs in "
+            f"{time.perf_counter() - t0:.0f} s on {device})")
+    if scale == "micro":
+        head += ("\n\nMicro scale shows the machinery, not the verdicts (tens of steps, 2 seeds); the quick "
+                 "grid (3 seeds, 2 budgets) is recorded in nbs/37_sandbox.ipynb and runs in a full reproduce.")
+    lines = [f"- **{r['experiment']}** (paper {r['paper']}): {r['reading']} — {r['verdicts']}; agrees with "
+             f"the paper in {r['agrees with paper']}" for r in rob.to_dict("records")]
+    cols = ["experiment", "substrate", "es_lr_mode", "sgd_lr", "budget", "verdict", "effect", "ci_lo",
+            "ci_hi", "n_seeds", "tail_fraction", "paper"]
+    parts = [head, "\n".join(lines), markdown_table(table[cols])]
+    if savefig is not None:
+        parts.append(savefig(plot_grid(table, f"sandbox verdict grid ({scale} scale)"), f"grid_{scale}"))
+    return "\n\n".join(parts)
+
 # %% ../../nbs/37_sandbox.ipynb #b9214d44
 @reproduce_stage(
-    "sandbox", order=60, help="G4–G8: where ES helps and where it hurts on the synthetic sandbox"
+    "sandbox", order=60, help="G4–G8: where ES helps and where it hurts on the sandbox, and its verdict grid"
 )
 def sandbox_stage(ctx: StageContext) -> str:
+    "The battery at the stage's scale, then the verdict grid (quick: the micro grid; full: the quick one)."
     cfg = replace(quick_config() if ctx.quick else full_config(), seed_offset=ctx.seed)
     t0 = time.perf_counter()
     Battery(cfg, ctx.out, device=ctx.device).run()
     scale = "quick" if ctx.quick else "full"
-    return f"Battery wall time {time.perf_counter() - t0:.0f} s ({scale} scale).\n\n" + report(
+    text = f"Battery wall time {time.perf_counter() - t0:.0f} s ({scale} scale).\n\n" + report(
         ctx.records, cfg, ctx.savefig
     )
+    grid = ctx.config.get("grid_scale") or ("micro" if ctx.quick else "quick")
+    kw = {k: ctx.config[f"grid_{k}"] for k in ("experiments", "seeds") if f"grid_{k}" in ctx.config}
+    return text + "\n\n" + grid_section(ctx.out / "grid", grid, ctx.savefig, **kw)
