@@ -5,7 +5,7 @@
 # %% ../nbs/00_core.ipynb #c00de1ed
 from __future__ import annotations
 import contextlib, copy, dataclasses, datetime, functools, hashlib, importlib.metadata, json, math, os, platform, socket
-import subprocess, sys, tempfile, time, warnings
+import fcntl, subprocess, sys, tempfile, time, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -208,16 +208,18 @@ def load_records(folder: str | Path, pattern: str = "**/*.json"):
 
 # %% ../nbs/00_core.ipynb #8a4633c2
 def append_jsonl(path: str | Path, record: dict):
-    """Append `record` as one JSON line (one `write` on an O_APPEND descriptor), on a fresh line after a torn
+    """Append `record` as one JSON line (one `write` on an O_APPEND descriptor, under
+    an exclusive `flock`), on a fresh line after a torn
     tail."""
     line = (json.dumps(jsonable(record), sort_keys=True) + "\n").encode()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
+        fcntl.flock(fd, fcntl.LOCK_EX)   # check-then-write as one step across threads and processes
         size = os.fstat(fd).st_size
         if size and os.pread(fd, 1, size - 1) != b"\n": line = b"\n" + line   # close a torn last line first
         os.write(fd, line)
-    finally: os.close(fd)
+    finally: os.close(fd)                # closing the descriptor releases the lock
 
 # %% ../nbs/00_core.ipynb #3c1e0a02
 def read_jsonl(path: str | Path) -> list[dict]:
@@ -271,8 +273,6 @@ def torch_threads(n: int | None = 1):
 def folder_lock(folder: str | Path, what: str = "writer", wait_s: float = 10.0):
     """Hold `<folder>/.<what>.lock` exclusively; another holder makes this wait `wait_s`, then raise naming
     its pid."""
-    try: import fcntl
-    except ImportError: yield; return   # no flock on this platform: no guard
     folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
     fd = os.open(folder / f".{what}.lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
