@@ -11,7 +11,7 @@ __all__ = ['SMALL', 'test_metrics_hand_computed', 'test_metrics_two_domains_posi
            'test_permuted_order', 'test_resume_after_crash_loses_and_duplicates_nothing']
 
 # %% ../nbs/tests/test_continual.ipynb #c002
-import json, math
+import json, math, tempfile
 from pathlib import Path
 
 import numpy as np
