@@ -6,7 +6,8 @@
 
 Per module of fmea/ and kernels/ (fmea.experiments.* included; _modidx and __init__ left out):
 public names (`__all__`), lines, longest exported cell (lines of one `# %%` cell of the exported file),
-top-level definitions per exported cell, lines over 110 characters, and function-local imports of `fmea`
+top-level definitions per exported cell, lines over 110 characters (nbdev's generated `__all__`, which it
+wraps at 120 characters, counted apart), and function-local imports of `fmea`
 (`import fmea...`, `from fmea... import`, or a relative `from . import` inside a function).
 """
 import argparse, ast, io, subprocess, sys, tarfile, tempfile
@@ -59,9 +60,10 @@ def cells(text: str):
 def module_metrics(p: Path) -> dict:
     text = p.read_text(encoding="utf-8")
     tree = ast.parse(text)
-    names = []
+    names, generated = [], set()  # generated: the lines of nbdev's `__all__` (it wraps them at 120 characters)
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            generated |= set(range(node.lineno - 1, node.end_lineno))
             try: names = list(ast.literal_eval(node.value))
             except ValueError: names = []
     cs = [c for c in cells(text) if any(l.strip() for l in c)]
@@ -79,7 +81,9 @@ def module_metrics(p: Path) -> dict:
     lines = text.splitlines()
     return dict(names=len(names), lines=len(lines), longest_cell=max(lens, default=0),
                 defs_per_cell=(sum(def_cells) / len(def_cells)) if def_cells else 0.0,
-                over=sum(len(l) > WIDTH for l in lines), longest_line=max((len(l) for l in lines), default=0),
+                over=sum(len(l) > WIDTH for i, l in enumerate(lines) if i not in generated),
+                longest_line=max((len(l) for i, l in enumerate(lines) if i not in generated), default=0),
+                generated_over=sum(len(lines[i]) > WIDTH for i in generated),
                 local_imports=_count_local_imports(tree))
 
 
@@ -92,7 +96,8 @@ def totals(ms: dict) -> dict:
     dc = [m["defs_per_cell"] for m in v if m["defs_per_cell"]]
     return dict(modules=len(v), names=sum(m["names"] for m in v), lines=sum(m["lines"] for m in v),
                 longest_cell=max((m["longest_cell"] for m in v), default=0),
-                over=sum(m["over"] for m in v), longest_line=max((m["longest_line"] for m in v), default=0),
+                over=sum(m["over"] for m in v), generated_over=sum(m.get("generated_over", 0) for m in v),
+                longest_line=max((m["longest_line"] for m in v), default=0),
                 local_imports=sum(m["local_imports"] for m in v),
                 biggest=max(v, key=lambda m: m["lines"])["lines"] if v else 0)
 
@@ -133,7 +138,9 @@ def compare(before: dict, after: dict, label_b: str, label_a: str) -> str:
             f"| {max(core_a.items(), key=lambda kv: kv[1]['lines'])[0]} {totals(core_a)['biggest']} |",
             f"| core modules over 500 lines | {sum(v['lines'] > 500 for v in core_b.values())} | {sum(v['lines'] > 500 for v in core_a.values())} |",
             f"| longest exported cell (lines) | {tb['longest_cell']} | {ta['longest_cell']} |",
-            f"| lines over {WIDTH} chars (longest) | {tb['over']} ({tb['longest_line']}) | {ta['over']} ({ta['longest_line']}) |",
+            f"| lines over {WIDTH} chars, written by us (longest) | {tb['over']} ({tb['longest_line']}) "
+            f"| {ta['over']} ({ta['longest_line']}) |",
+            f"| lines over {WIDTH} chars in nbdev's generated `__all__` | {tb['generated_over']} | {ta['generated_over']} |",
             f"| function-local fmea imports | {tb['local_imports']} | {ta['local_imports']} |"]
     return "\n".join(rows)
 

@@ -23,7 +23,7 @@ import fmea.experiments.sandbox as S
 
 make_generator = core.make_generator
 
-
+# %% ../nbs/tests/test_sandbox.ipynb #3b6efd87
 @pytest.fixture(autouse=True)
 def _one_thread():
     """One torch thread per test (restored after): on the shared 2-core machine this is 20× faster for
@@ -31,11 +31,11 @@ def _one_thread():
     with core.torch_threads(1):
         yield
 
-
+# %% ../nbs/tests/test_sandbox.ipynb #294365fe
 def _sb(d=128):
     return S.Sandbox(S.SandboxConfig(d_hidden=d))
 
-
+# %% ../nbs/tests/test_sandbox.ipynb #a59495f4
 def test_reference_losses_match_closed_forms():
     sb, refs = _sb(), S.reference_losses(S.SandboxConfig(d_hidden=128))
     P = sb.P.double()
@@ -57,7 +57,7 @@ def test_reference_losses_match_closed_forms():
     )
     assert abs(float(rand.mean()) - refs["random_router"]) < 4 * float(rand.std()) / math.sqrt(40) + 0.01
 
-
+# %% ../nbs/tests/test_sandbox.ipynb #af879cd7
 def test_reference_losses_reject_bad_configs():
     for kw in ({"smoothing": 0.0}, {"vocab": 130}, {"d_hidden": 64}, {"top_k": 17}):
         try:
@@ -67,7 +67,7 @@ def test_reference_losses_reject_bad_configs():
         else:
             raise AssertionError(f"{kw} accepted")
 
-
+# %% ../nbs/tests/test_sandbox.ipynb #7b038bc0
 def test_population_forward_matches_loop():
     sb = _sb()
     st = sb.init_state(make_generator("t", 0))
@@ -80,7 +80,7 @@ def test_population_forward_matches_loop():
     loop = torch.cat([sb.loss(S.unflatten(pop[m : m + 1], st, keys), x, y) for m in range(4)])
     torch.testing.assert_close(together, loop, rtol=1e-5, atol=1e-5)
 
-
+# %% ../nbs/tests/test_sandbox.ipynb #b3124713
 def test_es_sigma_zero_is_exact_noop():
     sb = _sb()
     st = sb.init_state(make_generator("t", 4))
@@ -91,7 +91,7 @@ def test_es_sigma_zero_is_exact_noop():
             assert torch.equal(out[k], st[k]), (keys, k)
         assert len({v for _, v in traj}) == 1
 
-
+# %% ../nbs/tests/test_sandbox.ipynb #cbff2d84
 def test_gap_closed_and_delta_warm_conventions():
     assert S.gap_closed(3.0, 3.0, 1.0) == 0.0 and S.gap_closed(3.0, 1.0, 1.0) == 1.0
     assert S.gap_closed(3.0, 2.5, 1.0) == 0.25 and S.gap_closed(3.0, 3.5, 1.0) < 0
@@ -104,7 +104,7 @@ def test_gap_closed_and_delta_warm_conventions():
     assert S.delta_warm(4.6, 4.4) > 0  # regression above the warm prior is positive
     assert S.delta_warm(4.2, 4.4) < 0
 
-
+# %% ../nbs/tests/test_sandbox.ipynb #d3da917c
 def _rows(exp, arm, vals, **cols):
     return [
         {
@@ -116,7 +116,7 @@ def _rows(exp, arm, vals, **cols):
         for i, v in enumerate(vals)
     ]
 
-
+# %% ../nbs/tests/test_sandbox.ipynb #6e5d541d
 def test_verdict_rules():
     cfg = S.quick_config()
     rows = (
@@ -149,7 +149,7 @@ def test_verdict_rules():
     assert v["G8"]["verdict"] == "HARMFUL"
     assert v["G6"]["verdict"] == "INERT"
 
-
+# %% ../nbs/tests/test_sandbox.ipynb #9b2595d7
 def test_resumption_skips_finished_records():
     cfg = S.micro_config(
         g4_steps=3, g4_grad_arms=(("sgd", 1.0),), g4_sigmas=(0.0, 0.1), g4_seeds=2, eval_every=3
@@ -164,7 +164,7 @@ def test_resumption_skips_finished_records():
         assert third.ran == ["G4/es_sigma0.1/seed1"]
         assert S.tables(first.records, cfg)["G4"].shape[0] == 2 + 3
 
-
+# %% ../nbs/tests/test_sandbox.ipynb #0f369485
 def test_single_seed_battery_prints_no_test_and_no_verdict(tmp_path, capsys, monkeypatch):
     "Issue 16: one seed used to print verdicts with 't=0.00, p=1'; now 'n<2: no test' and no verdict word."
     monkeypatch.setattr(
@@ -186,7 +186,7 @@ def test_single_seed_battery_prints_no_test_and_no_verdict(tmp_path, capsys, mon
     for word in ("PASS", "INERT", "HARMFUL", "small effect", "wrong-direction", "t=0.00", "p=1"):
         assert word not in out, (word, out)
 
-
+# %% ../nbs/tests/test_sandbox.ipynb #c0aa7712
 def test_verdicts_need_two_seeds():
     cfg = S.quick_config()
     rows = _rows("G8", "pure_sgd", [1.0], descent_from_uniform=[3.8]) + _rows(
@@ -195,7 +195,7 @@ def test_verdicts_need_two_seeds():
     v = S.verdicts(pd.DataFrame(rows), cfg)
     assert v["G8"]["verdict"] == S.NO_TEST and v["G8"]["n_seeds"] == 1
 
-
+# %% ../nbs/tests/test_sandbox.ipynb #3a5d11d4
 def test_nonpositive_seed_counts_are_refused():
     for bad in ("0", "-1", "x"):
         with pytest.raises(argparse.ArgumentTypeError):
@@ -207,7 +207,7 @@ def test_nonpositive_seed_counts_are_refused():
     with pytest.raises(argparse.ArgumentError):
         p.parse_args(["--seeds", "-1"])
 
-
+# %% ../nbs/tests/test_sandbox.ipynb #4ba5dfd9
 def test_calibrated_substrate_has_the_papers_headroom():
     cfg = S.substrate_config("calibrated", d_hidden=128)
     assert abs(S.reference_losses(cfg)["headroom"] - S.PAPER_HEADROOM) < 1e-6
@@ -223,14 +223,14 @@ def test_calibrated_substrate_has_the_papers_headroom():
     head = float(rand.mean()) - S.reference_losses(cfg)["oracle"]
     assert 0.035 < head < 0.06, head  # empirical headroom ≈ 0.047 (current: 3.6)
 
-
+# %% ../nbs/tests/test_sandbox.ipynb #a03431d4
 def test_es_step_modes():
     assert S.es_step_lr(1e-4, 0.01) == 0.01
     assert abs(S.es_step_lr(1e-4, 0.01, "sigma") - 1e-4) < 1e-15
     with pytest.raises(ValueError, match="mode"):
         S.BatteryConfig(es_lr_mode="both")
 
-
+# %% ../nbs/tests/test_sandbox.ipynb #bb01a981
 def test_g8_reports_tail_recovery_fraction():
     cfg = S.quick_config()
     rows = _rows("G8", "pure_sgd", [1.0, 1.1, 1.05], descent_from_uniform=[3.8, 3.7, 3.75]) + _rows(
@@ -239,7 +239,7 @@ def test_g8_reports_tail_recovery_fraction():
     v = S.verdicts(pd.DataFrame(rows), cfg)["G8"]
     assert abs(v["tail_fraction"] - 0.2 / 3.75) < 1e-9 and "of pure SGD's descent" in v["why"]
 
-
+# %% ../nbs/tests/test_sandbox.ipynb #1c2bbe9b
 def test_robustness_names_the_flipping_factor():
     t = pd.DataFrame(
         [
@@ -258,7 +258,7 @@ def test_robustness_names_the_flipping_factor():
     r = S.robustness(t).iloc[0]
     assert r.reading == "flips with es_lr_mode" and r["agrees with paper"] == "2/4 settings"
 
-
+# %% ../nbs/tests/test_sandbox.ipynb #a28f3417
 def test_grid_is_resumable(tmp_path):
     r1 = S.run_grid("micro", tmp_path, executor="serial", experiments=("G4",), seeds=[0, 1])
     assert len(r1.ran) == 4

@@ -131,6 +131,7 @@ def _base_key_map(mixture) -> dict:
     return {k.replace(".base.", "."): k for k in mixture.base.state_dict()
             if not (k.endswith(("lora_A", "lora_B")) or k.endswith("scale"))}
 
+# %% ../../nbs/39_fork0.ipynb #6e4313e1
 @torch.no_grad()
 def load_base_weights(mixture, state_dict: dict):
     "Hot-swap a plain base's weights (GPT state dict) under a mixture's adapters."
@@ -219,6 +220,7 @@ def harm_matrix(L: torch.Tensor, null: torch.Tensor, noise: float = 0.01,
 # %% ../../nbs/39_fork0.ipynb #e0c5e670
 HARM_RULE = dict(noise=0.01, majority=0.5, inert_max_worse=0.25, seeds_agree=0.8)
 
+# %% ../../nbs/39_fork0.ipynb #698e6a4f
 def harm_verdict(H: dict, rule: dict = HARM_RULE) -> dict:
     "The pre-registered per-run verdict on a `harm_matrix` result: harmful, inert, helpful, or mixed."
     w, i, b = H["frac_worse"], H["frac_within"], H["frac_better"]

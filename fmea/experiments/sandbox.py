@@ -131,6 +131,7 @@ def calibrate_base_share(headroom: float = PAPER_HEADROOM, cfg: SandboxConfig | 
 # %% ../../nbs/37_sandbox.ipynb #038979ee
 SUBSTRATES = ("current", "calibrated")
 
+# %% ../../nbs/37_sandbox.ipynb #e0e44525
 def substrate_config(name: str = "current", **kw) -> SandboxConfig:
     """The `current` substrate (base share 0, headroom 3.61 nats) or the `calibrated` one (headroom 0.047
     nats)."""
@@ -352,7 +353,8 @@ def train_es(
     generation: int = 0,
 ) -> tuple[dict, list]:
     """NES (fmea.nes: antithetic pairs, nes_utility shaping) on the flat vector of `keys` (the rest frozen and
-    shared); the population is scored in ONE batched forward on a shared minibatch. Returns (state, [(step, loss)])."""
+    shared); the population is scored in ONE batched forward on a shared minibatch.
+    Returns (state, [(step, loss)])."""
     keys = list(keys)
     theta = flatten(state, keys)
     es = NES(
@@ -386,6 +388,7 @@ def train_es(
 # %% ../../nbs/37_sandbox.ipynb #e3dd110d
 ES_LR_MODES = ("fixed", "sigma")
 
+# %% ../../nbs/37_sandbox.ipynb #d1068091
 def es_step_lr(sigma: float, lr: float, mode: str = "fixed", sigma_ref: float = 0.01) -> float:
     "The ES outer learning rate α at `sigma`: `lr` itself ('fixed') or lr·σ/σ_ref ('sigma': α ∝ σ)."
     if mode not in ES_LR_MODES: raise ValueError(f"es lr mode must be one of {ES_LR_MODES}, got {mode!r}")
@@ -408,8 +411,10 @@ def delta_warm(mean: float, warm: float) -> float:
 # %% ../../nbs/37_sandbox.ipynb #262c8de1
 NO_TEST = "n<2: no test"
 
+# %% ../../nbs/37_sandbox.ipynb #ee7acaca
 def _f(x) -> list[float]: return [float(v) for v in x]
 
+# %% ../../nbs/37_sandbox.ipynb #0731046f
 def _tp(r: TestResult) -> str:
     "'t=…, p=…' of a test, or why there is none."
     if r.t is None: return NO_TEST if r.note == "n<2" else f"no test ({r.note})"
@@ -504,6 +509,7 @@ def micro_config(**kw) -> BatteryConfig:
 EXPERIMENTS = ("G4", "G5", "G6", "G7", "G8")
 COUPLED = ("router", "A", "B")
 
+# %% ../../nbs/37_sandbox.ipynb #91a6e0ce
 def _sig(x: float) -> str: return f"{x:g}"
 
 # %% ../../nbs/37_sandbox.ipynb #c2d12402
@@ -619,12 +625,12 @@ def _train(self: Battery, kind: str, state, keys, steps, value, data_g, **kw):
         self.memo[fp] = fn()
     return self.memo[fp]
 
-
+# %% ../../nbs/37_sandbox.ipynb #a82249be
 @patch
 def _es(self: Battery, state, keys, steps, sigma, es_seed, data_g, generation=0):
     return self._train("es", state, keys, steps, sigma, data_g, es_seed=es_seed, generation=generation)
 
-
+# %% ../../nbs/37_sandbox.ipynb #7fb4dfb2
 @patch
 def _grad(self: Battery, state, keys, steps, lr, data_g, optimizer=None, gates=None):
     return self._train("grad", state, keys, steps, lr, data_g, optimizer=optimizer, gates=gates)
@@ -775,12 +781,12 @@ def _tails(self: Battery, exp: str, sigmas, seeds):
                 sigma=s,
             )
 
-
+# %% ../../nbs/37_sandbox.ipynb #36021098
 @patch
 def run_g6(self: Battery, seeds=None):
     self._tails("G6", self.cfg.g6_sigmas, seeds or self.cfg.seeds_for("G6"))
 
-
+# %% ../../nbs/37_sandbox.ipynb #510dd1d1
 @patch
 def run_g7(self: Battery, seeds=None):
     self._tails("G7", self.cfg.g7_sigmas, seeds or self.cfg.seeds_for("G7"))
@@ -887,11 +893,11 @@ def _frame(records):
     df.columns = [c.removeprefix("metrics.") for c in df.columns]
     return df
 
-
+# %% ../../nbs/37_sandbox.ipynb #fc8dc67a
 def _arm_sigma(arm: str) -> float | None:
     return float(arm.removeprefix("es_sigma")) if arm.startswith("es_sigma") else None
 
-
+# %% ../../nbs/37_sandbox.ipynb #e2ff463f
 def _arms(g):
     "(arm, rows) groups in table order: warm prior, gradient arms, then ES by increasing σ."
     key = lambda a: (
@@ -1049,142 +1055,110 @@ def _ms(x) -> tuple[float, float]:
     m = sum(x) / len(x)
     return m, (math.sqrt(sum((v - m) ** 2 for v in x) / (len(x) - 1)) if len(x) > 1 else float("nan"))
 
+# %% ../../nbs/37_sandbox.ipynb #f22a26a3
+def _table_g4(g, refs):
+    "G4: the oracle and random-router bounds (per seed, not per arm), then every arm's loss and gap closed."
+    import pandas as pd
+
+    ps = g.drop_duplicates("seed")
+    rows = [
+        {"mode": "oracle (lower bound)", "σ": None, "mean val loss": _ms(ps.oracle)[0],
+         "std": _ms(ps.oracle)[1], "closed form": refs["oracle"], "gap closed": 1.0, "n": len(ps)},
+        {"mode": "random-router (upper bound)", "σ": None, "mean val loss": _ms(ps.random)[0],
+         "std": _ms(ps.random)[1], "closed form": refs["random_router"], "gap closed": 0.0, "n": len(ps)},
+    ]
+    for arm, a in _arms(g):
+        s = _arm_sigma(arm)
+        name, _, lr = arm.partition("_lr")
+        mode = "ES" if s is not None else f"{name.upper()} on router (lr {lr})"
+        rows.append({"mode": mode, "σ": s, "mean val loss": _ms(a.final)[0], "std": _ms(a.final)[1],
+                     "closed form": None, "gap closed": a.gap_closed.mean(), "gap std": _ms(a.gap_closed)[1],
+                     "n": len(a)})
+    return pd.DataFrame(rows)
+
+# %% ../../nbs/37_sandbox.ipynb #a16c111d
+def _table_g5(g, refs=None):
+    "G5: SGD-all and coupled ES at each σ, each ES arm with its Welch test against SGD-all."
+    import pandas as pd
+
+    sgd = g[g.arm == "sgd_all"].final
+    rows = []
+    for arm, a in _arms(g):
+        t = welch_t(_f(sgd), _f(a.final)) if arm != "sgd_all" else None
+        rows.append({"arm": "SGD-all" if arm == "sgd_all" else "coupled ES", "σ": _arm_sigma(arm),
+                     "mean": _ms(a.final)[0], "std": _ms(a.final)[1], "n": len(a),
+                     "vs SGD-all: Δ (SGD−ES)": t and t.mean, "Welch t": t and t.t, "p": t and t.p,
+                     "df": t and t.df})
+    return pd.DataFrame(rows)
+
+# %% ../../nbs/37_sandbox.ipynb #de60eab8
+def _table_g6(g, refs=None):
+    "G6: the warm prior's loss, then each tail's Phase-B loss and Δ_warm with its one-sample test."
+    import pandas as pd
+
+    rows = []
+    for arm, a in _arms(g):
+        if arm == "warm":
+            rows.append({"mode": "warm prior (Phase A)", "σ": None, "Phase-B mean": _ms(a.final)[0],
+                         "std": _ms(a.final)[1]})
+            continue
+        rows.append({"mode": "SGD-continue" if arm == "sgd_continue" else "ES", "σ": _arm_sigma(arm),
+                     "Phase-B mean": _ms(a.final)[0], "std": _ms(a.final)[1], "Δ_warm": a.delta_warm.mean(),
+                     "p (Δ_warm ≠ 0)": one_sample_t(_f(a.delta_warm)).p, "n": len(a)})
+    return pd.DataFrame(rows)
+
+# %% ../../nbs/37_sandbox.ipynb #79ca62dc
+def _table_g7(g, refs=None):
+    "G7: Δ_warm of every tail, one column per seed, with the mean and its one-sample p."
+    import pandas as pd
+
+    rows = []
+    for arm, a in _arms(g):
+        if arm == "warm":
+            continue
+        r = {"σ": _arm_sigma(arm) if arm != "sgd_continue" else "SGD-continue"}
+        r.update({f"seed {int(s)}": d for s, d in zip(a.seed, a.delta_warm)})
+        r.update({"mean": a.delta_warm.mean(), "p": one_sample_t(_f(a.delta_warm)).p})
+        rows.append(r)
+    return pd.DataFrame(rows)
+
+# %% ../../nbs/37_sandbox.ipynb #21e5c73a
+def _table_g8(g, refs=None):
+    "G8: the final loss of each matched-budget arm (pure SGD, ES then SGD, pure ES)."
+    import pandas as pd
+
+    return pd.DataFrame([{"arm": arm, "σ": a.sigma.iloc[0] if "sigma" in a and arm != "pure_sgd" else None,
+                          "mean": _ms(a.final)[0], "std": _ms(a.final)[1], "n": len(a)}
+                         for arm, a in _arms(g)])
+
+# %% ../../nbs/37_sandbox.ipynb #2f112d9a
+def _table_g8_seeds(g):
+    "G8 per seed: ES then SGD's Phase A and final loss, its SGD-tail descent and (vs pure SGD) recovery."
+    import pandas as pd
+
+    h = g[g.arm == "es_then_sgd"].sort_values("seed")
+    per = pd.DataFrame({"seed": h.seed.astype(int), "Phase A val_loss": h.phase_a,
+                        "Phase B (ES then SGD) final": h.final,
+                        "SGD-tail descent": h.tail_descent}).reset_index(drop=True)
+    per.loc[len(per)] = ["mean", h.phase_a.mean(), h.final.mean(), h.tail_descent.mean()]
+    sgd = g[g.arm == "pure_sgd"]
+    if len(sgd):
+        per["tail recovery (÷ pure-SGD descent)"] = per["SGD-tail descent"] / sgd.descent_from_uniform.mean()
+    return per
+
 # %% ../../nbs/37_sandbox.ipynb #d054abec
 def tables(records, cfg: BatteryConfig) -> dict:
     "The paper-format table of each experiment (pandas DataFrames)."
-    import pandas as pd
-
     df, out = _frame(records), {}
     refs = reference_losses(cfg.sandbox)
     if df.empty:
         return out
-    g = df[df.experiment == "G4"]
-    if not g.empty:
-        # oracle and random router are per seed, not per arm
-        ps = g.drop_duplicates("seed")
-        rows = [
-            {
-                "mode": "oracle (lower bound)",
-                "σ": None,
-                "mean val loss": _ms(ps.oracle)[0],
-                "std": _ms(ps.oracle)[1],
-                "closed form": refs["oracle"],
-                "gap closed": 1.0,
-                "n": len(ps),
-            },
-            {
-                "mode": "random-router (upper bound)",
-                "σ": None,
-                "mean val loss": _ms(ps.random)[0],
-                "std": _ms(ps.random)[1],
-                "closed form": refs["random_router"],
-                "gap closed": 0.0,
-                "n": len(ps),
-            },
-        ]
-        for arm, a in _arms(g):
-            s = _arm_sigma(arm)
-            rows.append(
-                {
-                    "mode": "ES"
-                    if s is not None
-                    else f"{arm.split('_lr')[0].upper()} on router (lr {arm.split('_lr')[1]})",
-                    "σ": s,
-                    "mean val loss": _ms(a.final)[0],
-                    "std": _ms(a.final)[1],
-                    "closed form": None,
-                    "gap closed": a.gap_closed.mean(),
-                    "gap std": _ms(a.gap_closed)[1],
-                    "n": len(a),
-                }
-            )
-        out["G4"] = pd.DataFrame(rows)
-    g = df[df.experiment == "G5"]
-    if not g.empty:
-        sgd = g[g.arm == "sgd_all"].final
-        rows = []
-        for arm, a in _arms(g):
-            t = welch_t(_f(sgd), _f(a.final)) if arm != "sgd_all" else None
-            rows.append(
-                {
-                    "arm": "SGD-all" if arm == "sgd_all" else "coupled ES",
-                    "σ": _arm_sigma(arm),
-                    "mean": _ms(a.final)[0],
-                    "std": _ms(a.final)[1],
-                    "n": len(a),
-                    "vs SGD-all: Δ (SGD−ES)": t and t.mean,
-                    "Welch t": t and t.t,
-                    "p": t and t.p,
-                    "df": t and t.df,
-                }
-            )
-        out["G5"] = pd.DataFrame(rows)
-    g = df[df.experiment == "G6"]
-    if not g.empty:
-        rows = []
-        for arm, a in _arms(g):
-            if arm == "warm":
-                rows.append(
-                    {
-                        "mode": "warm prior (Phase A)",
-                        "σ": None,
-                        "Phase-B mean": _ms(a.final)[0],
-                        "std": _ms(a.final)[1],
-                    }
-                )
-                continue
-            rows.append(
-                {
-                    "mode": "SGD-continue" if arm == "sgd_continue" else "ES",
-                    "σ": _arm_sigma(arm),
-                    "Phase-B mean": _ms(a.final)[0],
-                    "std": _ms(a.final)[1],
-                    "Δ_warm": a.delta_warm.mean(),
-                    "p (Δ_warm ≠ 0)": one_sample_t(_f(a.delta_warm)).p,
-                    "n": len(a),
-                }
-            )
-        out["G6"] = pd.DataFrame(rows)
-    g = df[df.experiment == "G7"]
-    if not g.empty:
-        rows = []
-        for arm, a in _arms(g):
-            if arm == "warm":
-                continue
-            r = {"σ": _arm_sigma(arm) if arm != "sgd_continue" else "SGD-continue"}
-            r.update({f"seed {int(s)}": d for s, d in zip(a.seed, a.delta_warm)})
-            r.update({"mean": a.delta_warm.mean(), "p": one_sample_t(_f(a.delta_warm)).p})
-            rows.append(r)
-        out["G7"] = pd.DataFrame(rows)
-    g = df[df.experiment == "G8"]
-    if not g.empty:
-        rows = [
-            {
-                "arm": arm,
-                "σ": a.sigma.iloc[0] if "sigma" in a and arm != "pure_sgd" else None,
-                "mean": _ms(a.final)[0],
-                "std": _ms(a.final)[1],
-                "n": len(a),
-            }
-            for arm, a in _arms(g)
-        ]
-        out["G8"] = pd.DataFrame(rows)
-        h = g[g.arm == "es_then_sgd"].sort_values("seed")
-        per = pd.DataFrame(
-            {
-                "seed": h.seed.astype(int),
-                "Phase A val_loss": h.phase_a,
-                "Phase B (ES then SGD) final": h.final,
-                "SGD-tail descent": h.tail_descent,
-            }
-        ).reset_index(drop=True)
-        per.loc[len(per)] = ["mean", h.phase_a.mean(), h.final.mean(), h.tail_descent.mean()]
-        sgd = g[g.arm == "pure_sgd"]
-        if len(sgd):
-            per["tail recovery (÷ pure-SGD descent)"] = (
-                per["SGD-tail descent"] / sgd.descent_from_uniform.mean()
-            )
-        out["G8 per seed"] = per
+    fns = {"G4": _table_g4, "G5": _table_g5, "G6": _table_g6, "G7": _table_g7, "G8": _table_g8}
+    for e in EXPERIMENTS:
+        g = df[df.experiment == e]
+        if g.empty: continue
+        out[e] = fns[e](g, refs)
+        if e == "G8": out["G8 per seed"] = _table_g8_seeds(g)
     return out
 
 # %% ../../nbs/37_sandbox.ipynb #7e62e99f
@@ -1206,85 +1180,88 @@ def synthesis(records, cfg: BatteryConfig) -> "pd.DataFrame":
         ]
     )
 
+# %% ../../nbs/37_sandbox.ipynb #58cdef16
+def _xs(s, grid):
+    "x position of σ on a log axis: σ = 0 is drawn just left of the smallest σ of its grid."
+    return s if s > 0 else min([v for v in grid if v > 0] or [1e-3]) / 3
+
+# %% ../../nbs/37_sandbox.ipynb #ba02fd0a
+def _figure_g4(g, cfg: BatteryConfig):
+    "G4: gap closed vs σ for ES (mean ± std and seed points), the gradient arms as dashed lines."
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    es = g[g.arm.str.startswith("es_")].assign(sigma=lambda d: d.arm.map(_arm_sigma))
+    m = es.groupby("sigma").gap_closed.agg(["mean", "std"]).sort_index()
+    ax.errorbar([_xs(s, cfg.g4_sigmas) for s in m.index], m["mean"] * 100, yerr=m["std"].fillna(0) * 100,
+                marker="o", label="ES (router only)")
+    ax.scatter([_xs(s, cfg.g4_sigmas) for s in es.sigma], es.gap_closed * 100, s=8, color="C0", alpha=0.5)
+    for i, (arm, a) in enumerate(g[~g.arm.str.startswith("es_")].groupby("arm")):
+        ax.axhline(a.gap_closed.mean() * 100, color=f"C{i + 1}", ls="--", label=arm.replace("_lr", " lr "))
+    ax.set_xscale("log")
+    ax.set_xlabel("σ (σ = 0 control at left edge)")
+    ax.set_ylabel("gap closed (%)")
+    ax.set_title("G4: oracle adapters, router-only")
+    ax.legend(fontsize=7)
+    return fig
+
+# %% ../../nbs/37_sandbox.ipynb #e1aff90f
+def _figure_tail(df, e: str, cfg: BatteryConfig):
+    "G6 or G7 (`e`): Δ_warm vs σ of the ES tails (mean and seed points) beside SGD-continue; None if no ES."
+    import matplotlib.pyplot as plt
+
+    g = df[(df.experiment == e) & df.arm.str.startswith("es_")]
+    if g.empty:
+        return None
+    g = g.assign(sigma=g.arm.map(_arm_sigma))
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    m = g.groupby("sigma").delta_warm.mean().sort_index()
+    grid = cfg.g6_sigmas if e == "G6" else cfg.g7_sigmas
+    ax.plot([_xs(s, grid) for s in m.index], m.values, marker="o", label="ES tail (mean)")
+    ax.scatter([_xs(s, grid) for s in g.sigma], g.delta_warm, s=8, alpha=0.5)
+    sgd = df[(df.experiment == e) & (df.arm == "sgd_continue")].delta_warm
+    if len(sgd):
+        ax.axhline(sgd.mean(), color="C1", ls="--", label="SGD-continue")
+        lo, hi = ax.get_ylim()
+        ax.set_ylim(min(lo, 2 * float(sgd.mean())), hi)
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=0.1)
+    ax.set_xlabel("σ")
+    ax.set_ylabel("Δ_warm = mean − warm (nats; + = regression)")
+    ax.set_title(f"{e}: ES tail on the SGD-warm prior")
+    ax.legend(fontsize=7)
+    return fig
+
+# %% ../../nbs/37_sandbox.ipynb #686f06bc
+def _figure_g8(g, cfg: BatteryConfig):
+    "G8: the mean final loss of each matched-budget arm as a bar, seeds as points, uniform log V dotted."
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    arms = [a for a in ("pure_sgd", "es_then_sgd", "pure_es") if a in set(g.arm)]
+    ax.bar(range(len(arms)), [g[g.arm == a].final.mean() for a in arms],
+           color=["C1", "C2", "C0"][: len(arms)], alpha=0.6)
+    for i, a in enumerate(arms):
+        v = g[g.arm == a].final
+        ax.scatter([i] * len(v), v, color="k", s=12, zorder=3)
+    ax.axhline(math.log(cfg.sandbox.vocab), color="k", ls=":", label="uniform log V")
+    ax.set_xticks(range(len(arms)), arms)
+    ax.set_ylabel("final val loss (nats)")
+    ax.set_title("G8: matched budgets")
+    ax.legend(fontsize=7)
+    return fig
+
 # %% ../../nbs/37_sandbox.ipynb #8b7e61ca
 def figures(records, cfg: BatteryConfig) -> dict:
     "G4 gap closed vs σ (gradient arms as lines); G6/G7 Δ_warm vs σ; G8 bars with seed points."
-    import matplotlib.pyplot as plt
-
     df, figs = _frame(records), {}
     if df.empty:
         return figs
-
-    def xs(s, grid):  # σ = 0 drawn just left of the smallest σ of its grid
-        return s if s > 0 else min([v for v in grid if v > 0] or [1e-3]) / 3
-
-    g = df[df.experiment == "G4"]
-    if not g.empty:
-        fig, ax = plt.subplots(figsize=(5, 3.4))
-        es = g[g.arm.str.startswith("es_")].assign(sigma=lambda d: d.arm.map(_arm_sigma))
-        m = es.groupby("sigma").gap_closed.agg(["mean", "std"]).sort_index()
-        ax.errorbar(
-            [xs(s, cfg.g4_sigmas) for s in m.index],
-            m["mean"] * 100,
-            yerr=m["std"].fillna(0) * 100,
-            marker="o",
-            label="ES (router only)",
-        )
-        ax.scatter(
-            [xs(s, cfg.g4_sigmas) for s in es.sigma], es.gap_closed * 100, s=8, color="C0", alpha=0.5
-        )
-        for i, (arm, a) in enumerate(g[~g.arm.str.startswith("es_")].groupby("arm")):
-            ax.axhline(
-                a.gap_closed.mean() * 100, color=f"C{i + 1}", ls="--", label=arm.replace("_lr", " lr ")
-            )
-        ax.set_xscale("log")
-        ax.set_xlabel("σ (σ = 0 control at left edge)")
-        ax.set_ylabel("gap closed (%)")
-        ax.set_title("G4: oracle adapters, router-only")
-        ax.legend(fontsize=7)
-        figs["G4"] = fig
+    if not (g := df[df.experiment == "G4"]).empty: figs["G4"] = _figure_g4(g, cfg)
     for e in ("G6", "G7"):
-        g = df[(df.experiment == e) & df.arm.str.startswith("es_")]
-        if g.empty:
-            continue
-        g = g.assign(sigma=g.arm.map(_arm_sigma))
-        fig, ax = plt.subplots(figsize=(5, 3.4))
-        m = g.groupby("sigma").delta_warm.mean().sort_index()
-        grid = cfg.g6_sigmas if e == "G6" else cfg.g7_sigmas
-        ax.plot([xs(s, grid) for s in m.index], m.values, marker="o", label="ES tail (mean)")
-        ax.scatter([xs(s, grid) for s in g.sigma], g.delta_warm, s=8, alpha=0.5)
-        sgd = df[(df.experiment == e) & (df.arm == "sgd_continue")].delta_warm
-        if len(sgd):
-            ax.axhline(sgd.mean(), color="C1", ls="--", label="SGD-continue")
-            lo, hi = ax.get_ylim()
-            ax.set_ylim(min(lo, 2 * float(sgd.mean())), hi)
-        ax.axhline(0, color="k", lw=0.6)
-        ax.set_xscale("log")
-        ax.set_yscale("symlog", linthresh=0.1)
-        ax.set_xlabel("σ")
-        ax.set_ylabel("Δ_warm = mean − warm (nats; + = regression)")
-        ax.set_title(f"{e}: ES tail on the SGD-warm prior")
-        ax.legend(fontsize=7)
-        figs[e] = fig
-    g = df[df.experiment == "G8"]
-    if not g.empty:
-        fig, ax = plt.subplots(figsize=(5, 3.4))
-        arms = [a for a in ("pure_sgd", "es_then_sgd", "pure_es") if a in set(g.arm)]
-        ax.bar(
-            range(len(arms)),
-            [g[g.arm == a].final.mean() for a in arms],
-            color=["C1", "C2", "C0"][: len(arms)],
-            alpha=0.6,
-        )
-        for i, a in enumerate(arms):
-            v = g[g.arm == a].final
-            ax.scatter([i] * len(v), v, color="k", s=12, zorder=3)
-        ax.axhline(math.log(cfg.sandbox.vocab), color="k", ls=":", label="uniform log V")
-        ax.set_xticks(range(len(arms)), arms)
-        ax.set_ylabel("final val loss (nats)")
-        ax.set_title("G8: matched budgets")
-        ax.legend(fontsize=7)
-        figs["G8"] = fig
+        if (fig := _figure_tail(df, e, cfg)) is not None: figs[e] = fig
+    if not (g := df[df.experiment == "G8"]).empty: figs["G8"] = _figure_g8(g, cfg)
     return figs
 
 # %% ../../nbs/37_sandbox.ipynb #e50cce1b
@@ -1358,6 +1335,7 @@ def grid_design(scale: str = "quick", experiments=EXPERIMENTS) -> Design:
 _KEEP = ("final", "gap_closed", "oracle", "random", "delta_warm", "warm", "phase_a", "tail_descent",
          "descent_from_uniform", "sigma")
 
+# %% ../../nbs/37_sandbox.ipynb #8ff9049f
 def _grid_runner(cell: dict, seed: int, config: dict) -> dict:
     sc = GRID_SCALES[cell["scale"]]
     root = Path(config.get("battery_root") or "runs/sandbox/grid/batteries")
@@ -1375,6 +1353,7 @@ def _grid_runner(cell: dict, seed: int, config: dict) -> dict:
                                          for r in df.itertuples()}
     return {"settings": out}
 
+# %% ../../nbs/37_sandbox.ipynb #1b521180
 register_cell_runner("sandbox", _grid_runner)
 
 # %% ../../nbs/37_sandbox.ipynb #b46c4df5
@@ -1506,7 +1485,7 @@ VERDICT_COLOURS = {
     "n/a": "#ffffff",
 }
 
-
+# %% ../../nbs/37_sandbox.ipynb #2dd0b7d7
 def plot_grid(table, title: str = "sandbox verdict grid"):
     """Verdict map: one panel per experiment, rows substrate × budget, columns ES step × SGD lr. Returns
     the figure."""
@@ -1563,7 +1542,7 @@ EFFECT_UNITS = {
     "G8": "hybrid − pure SGD (nats)",
 }
 
-
+# %% ../../nbs/37_sandbox.ipynb #1584d0c9
 def plot_effects(table, title: str = "effect and 95 % CI per setting"):
     "Each experiment's effect with its 95 % CI in every grid setting (symlog y). Returns the figure."
     import matplotlib.pyplot as plt
@@ -1752,8 +1731,8 @@ def sandbox_cmd(args):
         print(json.dumps(jsonable(s), indent=1))
         return
     print(
-        f"sandbox {s['scale']} on {s['device']}: {s['wall_s']:.1f} s ({s['ran']} runs, {s['resumed']} resumed)"
-        f" → {s['out']}"
+        f"sandbox {s['scale']} on {s['device']}: {s['wall_s']:.1f} s ({s['ran']} runs, "
+        f"{s['resumed']} resumed) → {s['out']}"
     )
     for e, r in s["verdicts"].items():
         if r["ours"] == NO_TEST:
@@ -1778,7 +1757,8 @@ def grid_section(out, scale: str = "micro", savefig=None, *, experiments=EXPERIM
             f"{time.perf_counter() - t0:.0f} s on {device})")
     if scale == "micro":
         head += ("\n\nMicro scale shows the machinery, not the verdicts (tens of steps, 2 seeds); the quick "
-                 "grid (3 seeds, 2 budgets) is recorded in nbs/37_sandbox.ipynb and runs in a full reproduce.")
+                 "grid (3 seeds, 2 budgets) is recorded in nbs/37_sandbox.ipynb and runs in a full "
+                 "reproduce.")
     lines = [f"- **{r['experiment']}** (paper {r['paper']}): {r['reading']} — {r['verdicts']}; agrees with "
              f"the paper in {r['agrees with paper']}" for r in rob.to_dict("records")]
     cols = ["experiment", "substrate", "es_lr_mode", "sgd_lr", "budget", "verdict", "effect", "ci_lo",
