@@ -54,13 +54,16 @@ def dot_precision(t) -> str:
     "`tl.dot` input precision: exact 'ieee' for fp32 inputs (no TF32 rounding), else 'tf32' (unused in fp16)."
     return "ieee" if t.dtype == torch.float32 else "tf32"
 
-# %% ../nbs/20_kernels_lora.ipynb #7b1a5a8b
+# %% ../nbs/20_kernels_lora.ipynb #b8b3a589
 class LazyKernel:
     "A Triton kernel built (jit + autotune) on first launch, compiled or interpreted as the environment says."
-    def __init__(self, fn, configs, key, interpret_config, prune=None, reset_to_zero=None):
+    def __init__(self, fn, configs, key, interpret_config, prune=None, reset_to_zero=None, helpers=()):
         self.fn, self.configs, self.key, self.interpret_config = fn, configs, key, interpret_config
         self.prune = prune
         self.reset_to_zero = reset_to_zero  # outputs accumulated into (atomics): zeroed between trials
+        # device functions `fn` calls, jitted in the same mode as `fn` (from their Python source, even if a
+        # build already replaced them by a jitted copy)
+        self.helpers = tuple(getattr(h, "fn", h) for h in helpers)
         self._built = {}
     def candidates(self) -> list:
         "The configurations autotuning tries now: the interpreter's one, the first (FMEA_AUTOTUNE=0), or all."
@@ -73,8 +76,11 @@ class LazyKernel:
             prune = self.prune and len(cfgs) > 1
             kw = dict(prune_configs_by={"early_config_prune": self.prune}) if prune else {}
             if self.reset_to_zero: kw["reset_to_zero"] = self.reset_to_zero
-            self._built[mode] = triton.autotune(configs=cfgs, key=self.key, **kw)(triton.jit(self.fn))
-        return self._built[mode]
+            self._built[mode] = (triton.autotune(configs=cfgs, key=self.key, **kw)(triton.jit(self.fn)),
+                                 {h.__name__: triton.jit(h) for h in self.helpers})
+        kernel, helpers = self._built[mode]
+        self.fn.__globals__.update(helpers)  # the kernel's calls resolve to helpers built for its mode
+        return kernel
     def __getitem__(self, grid): return self.build()[grid]
 
 # %% ../nbs/20_kernels_lora.ipynb #eb29f8d3

@@ -25,6 +25,7 @@ from ..base import lm_loss, use_forward_ad_attention, enable_attention_jvp_kerne
 from ..forward_grad import (ForwardGradient, SPSA, Backprop, make_rule, make_preset, lora_factors,
                                make_directions)
 from ..adapt import QualityGuard
+from ..activity import example_losses
 
 log = logging.getLogger(__name__)
 
@@ -395,17 +396,21 @@ RECIPES = {  # learning-rule settings + the lr sweep (the chosen lr is part of t
     "fg_block_sgd": dict(rule="forward_grad", K=4, block="layer", block_p="cycle", lrs=[0.01, 0.1]),
     "fg_guess_sgd": dict(rule="forward_grad", K=4, guess=0.5, lrs=[0.01, 0.1]),
     "fg_adam": dict(rule="forward_grad", K=4, optimizer="adam", lrs=[1e-4, 1e-3]),
+    "fg_adaptive": dict(rule="forward_grad", K=2, adaptive=1e3, K_max=16, lrs=[0.1, 1.0]),
+    "activity": dict(rule="activity", K=1, per_example=True, lrs=[3e-4, 3e-3]),
 }
 
 # %% ../../nbs/41_learning.ipynb #755d4094
-QUICK_RECIPES = ["backprop_adam", "fg_sgd", "spsa", "seed000", "fg_momentum"]  # what `--quick` runs
+QUICK_RECIPES = ["backprop_adam", "fg_sgd", "spsa", "seed000", "fg_momentum", "fg_adaptive",
+                 "activity"]  # what `--quick` runs
 
 # %% ../../nbs/41_learning.ipynb #3558992c
 def build_rule(task: LearningTask, recipe: dict, lr: float, seed: int):
     "The learning rule of `recipe` at learning rate `lr` on the task's LoRA factors."
-    kw = {k: v for k, v in recipe.items() if k not in ("lrs", "rule", "preset", "factors", "updates_x")}
+    kw = {k: v for k, v in recipe.items()
+          if k not in ("lrs", "rule", "preset", "factors", "updates_x", "per_example")}
     if "preset" in recipe: return make_preset(recipe["preset"], task.model, lr=lr, seed=seed, **kw)
-    if recipe["rule"] == "forward_grad": kw["verbose"] = False
+    if recipe["rule"] in ("forward_grad", "activity"): kw["verbose"] = False
     return make_rule(recipe["rule"], lora_factors(task.model, recipe.get("factors", "AB")), model=task.model,
                      lr=lr, seed=seed, **kw)
 
@@ -417,6 +422,9 @@ def run_recipe(task: LearningTask, recipe: dict, lr: float, seed: int, updates: 
     doubled."""
     reset_lora(task, seed)
     rule = build_rule(task, recipe, lr, seed)
+    if recipe.get("per_example"):  # per-example losses [B]: one loss tangent per row (activity perturbation)
+        loss_of = lambda rows: example_losses(task.model, rows[:, :-1], rows[:, 1:])
+    else: loss_of = lambda rows: task_loss(task, rows)
     guard = QualityGuard(lambda: 1.0 / held_ppl(task, ("val",))["val"], threshold=0.5, model=task.model)
     p0 = initial or held_ppl(task); guard.set_baseline(1.0 / p0["val"])
     at = sorted({max(1, round(f * updates)) for f in evals})
@@ -426,10 +434,10 @@ def run_recipe(task: LearningTask, recipe: dict, lr: float, seed: int, updates: 
     for u in range(updates):
         rows = task_batch(task, seed, u)
         t0 = time.perf_counter()
-        if isinstance(rule, Backprop): r = rule.step(lambda: task_loss(task, rows))
+        if isinstance(rule, Backprop): r = rule.step(lambda: loss_of(rows))
         else:
             with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-                r = rule.step(lambda: task_loss(task, rows))
+                r = rule.step(lambda: loss_of(rows))
         secs += time.perf_counter() - t0; skipped += r["skipped"]
         if u + 1 in at:
             p = held_ppl(task)
