@@ -26,6 +26,8 @@ from ..forward_grad import (ForwardGradient, SPSA, Backprop, make_rule, make_pre
                                make_directions)
 from ..adapt import QualityGuard
 from ..activity import example_losses
+from ..data import build_corpus
+from ..kernels import attention_jvp
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +136,7 @@ def bench_forward_grad(small: bool = False, device: str = "auto", Ks=(1, 4, 8), 
         r["time_ratio"] = r["ms"] / rows[0]["ms"]; r["mem_ratio"] = r["peak_mib"] / rows[0]["peak_mib"]
     att = model.cfg.attention
     if att == "jvp_kernel":  # which implementation the kernels module ran last (triton or torch reference)
-        from fmea.kernels import attention_jvp as _aj
-        att += f" ({getattr(_aj.attention_jvp, 'last_path', None)})"
+        att += f" ({getattr(attention_jvp.attention_jvp, 'last_path', None)})"
     memory = "cuda max_memory_allocated" if dev.type == "cuda" else "weights + LiveTensorBytes"
     return dict(config=dict(gpt=cfg.__dict__ | {"batch": batch, "seq": seq}, lora_params=lora_count(model),
                             device=str(dev), dtype=str(dtype), threads=torch.get_num_threads(), loss=loss,
@@ -339,7 +340,6 @@ def learning_task(model: str = "smollm2", domain: str = "biology", other: str = 
                   row_len: int = 64, eval_rows: int = 4, rank: int = 4, seed: int = 0) -> LearningTask:
     ("Build the task: `smollm2` (SmolLM2-135M, offline) or `gpt` (a frozen random byte-level GPT, for quick "
         "runs).")
-    from fmea.data import build_corpus
     if model not in LEARN_TARGETS:
         raise ValueError(f"model must be one of {sorted(LEARN_TARGETS)}, got {model!r}")
     corpus = build_corpus()
