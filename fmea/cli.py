@@ -23,10 +23,10 @@ from .core import (COMMANDS, STAGES, StageContext, arg, atomic_write, command, g
 # %% ../nbs/99_cli.ipynb #252be1d9
 log = logging.getLogger(__name__)
 
-# %% ../nbs/99_cli.ipynb #e8965b7b
+# %% ../nbs/99_cli.ipynb #26303713
 _NOT_MODULES = {"cli", "tests", "kernels", "experiments", "_modidx"}
 
-# %% ../nbs/99_cli.ipynb #702b234c
+# %% ../nbs/99_cli.ipynb #10c3bc5c
 def load_all_modules() -> list[str]:
     """Import every `fmea.*`, `fmea.experiments.*` and `fmea.kernels.*` module; returns their names (without
     `fmea.`)."""
@@ -52,12 +52,12 @@ def info(args):
     else:
         for k, v in out.items(): print(f"{k:9s} {v}")
 
-# %% ../nbs/99_cli.ipynb #9759a703
+# %% ../nbs/99_cli.ipynb #0115702c
 def _stage_state(folder: Path) -> dict | None:
     try: return json.loads((folder / "stage.json").read_text())
     except (OSError, json.JSONDecodeError): return None
 
-# %% ../nbs/99_cli.ipynb #228cb81e
+# %% ../nbs/99_cli.ipynb #1c99279b
 def _run_stage(st, ctx: StageContext, force: bool) -> tuple[str, bool]:
     "Run (or reuse) one stage; returns (markdown, ok)."
     fp, done = stage_fingerprint(st, ctx), ctx.out / "section.md"
@@ -129,19 +129,19 @@ class ArgumentParser(argparse.ArgumentParser):
         msg = " ".join(str(message).split())
         self.exit(2, f"fmea: error: {msg} (see '{self.prog} --help')\n")
 
-# %% ../nbs/99_cli.ipynb #a656a843
+# %% ../nbs/99_cli.ipynb #9afa140f
 _DESCRIPTION = """fmea (forward-mode evolutionary adaptation) is a research library and command line: frozen
 language models that learn at inference time without backprop (forward gradients, evolution
 strategies), evolutionary mixture-of-LoRA studies, and the paper's factorial statistics."""
 
-# %% ../nbs/99_cli.ipynb #3004a2fd
+# %% ../nbs/99_cli.ipynb #953b65b8
 _EXAMPLES = """examples:
   fmea reproduce --quick --out results        # every stage at laptop scale; writes results/report.md
   fmea factorial analyze table.csv --json     # chains, tests and verdicts from a cell,seed,domain,ppl CSV
 
 Errors are one line; add --debug (or set FMEA_DEBUG=1) for the traceback."""
 
-# %% ../nbs/99_cli.ipynb #7093a0ee
+# %% ../nbs/99_cli.ipynb #c44b981d
 def _stages_epilog() -> str:
     rows = [f"  {s.name:14s} {s.help}" for s in sorted(STAGES.values(), key=lambda s: s.order)]
     return "stages, in the order they run:\n" + "\n".join(rows)

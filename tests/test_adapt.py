@@ -11,7 +11,7 @@ __all__ = ['test_rollback_restores_exactly', 'test_concurrent_serving_never_sees
            'test_bad_lr_scale_is_refused_and_changes_nothing', 'test_observe_refuses_bad_token_ids',
            'test_bad_config_raises', 'test_checkpoint_and_guard', 'test_save_resume_with_adam_rule']
 
-# %% ../nbs/tests/test_adapt.ipynb #88a7612c
+# %% ../nbs/tests/test_adapt.ipynb #b6ff8227
 import json, math, tempfile, threading, time
 from pathlib import Path
 import pytest
@@ -21,7 +21,7 @@ import fmea.models as Mo
 import fmea.molora as ML
 import fmea.torus as T
 
-# %% ../nbs/tests/test_adapt.ipynb #5eba2092
+# %% ../nbs/tests/test_adapt.ipynb #83deeda3
 def _mixture(seed=0):
     torch.set_num_threads(1)
     base = Mo.GPT(Mo.gpt_config("tiny", n_layers=1), seed=seed)
@@ -29,26 +29,26 @@ def _mixture(seed=0):
     return ML.MixtureModel(base, router, targets=["dense_4h_to_h"], n_adapters=4, top_k=1, rank=2, alpha=4,
                            seed=seed)
 
-# %% ../nbs/tests/test_adapt.ipynb #12652fb2
+# %% ../nbs/tests/test_adapt.ipynb #c4ab597d
 class _Scores:
     "A controllable score: returns `value` (set by the test)."
     def __init__(self): self.value = 1.0
     def __call__(self, model): return self.value
 
-# %% ../nbs/tests/test_adapt.ipynb #45b64b63
+# %% ../nbs/tests/test_adapt.ipynb #c925c03b
 def _cfg(seed=0, **kw):
     small = dict(every=20, rule_kw=dict(K=4, lr=0.05), nes=dict(pop_size=4, sigma=0.1, lr=0.05), seed=seed)
     return A.OnlineConfig(**{**small, **kw})
 
-# %% ../nbs/tests/test_adapt.ipynb #4323ee2b
+# %% ../nbs/tests/test_adapt.ipynb #79b3e159
 def _adapter(seed=0, cfg=None, **kw):
     return A.OnlineAdapter(_mixture(seed), cfg or _cfg(seed), **kw)
 
-# %% ../nbs/tests/test_adapt.ipynb #0cbfe899
+# %% ../nbs/tests/test_adapt.ipynb #e2ea7f66
 def _toks(n, seed):
     return torch.randint(0, 256, (n,), generator=torch.Generator().manual_seed(seed))
 
-# %% ../nbs/tests/test_adapt.ipynb #08ac969e
+# %% ../nbs/tests/test_adapt.ipynb #2e913afb
 def test_rollback_restores_exactly():
     sc = _Scores()
     with tempfile.TemporaryDirectory() as d:
@@ -68,7 +68,7 @@ def test_rollback_restores_exactly():
         sc.value = 0.51
         assert not ad.step()["rolled_back"]
 
-# %% ../nbs/tests/test_adapt.ipynb #e74cecb9
+# %% ../nbs/tests/test_adapt.ipynb #214086fa
 def test_concurrent_serving_never_sees_mixed_weights():
     ad = _adapter(seed=1)
     published = {A.adapter_checksum(ad.model)}
@@ -93,7 +93,7 @@ def test_concurrent_serving_never_sees_mixed_weights():
     assert ad.n_updates >= 2 and len(published) >= 2 and len(seen) > 0
     assert all(a == b and a in published for a, b in seen)
 
-# %% ../nbs/tests/test_adapt.ipynb #e8d7359b
+# %% ../nbs/tests/test_adapt.ipynb #28149d5e
 def test_save_resume_continues_identically():
     toks = _toks(60, 3)
     ad = _adapter(seed=2)
@@ -109,7 +109,7 @@ def test_save_resume_continues_identically():
     for n in ad.params: assert torch.equal(ad.params[n], ad2.params[n])
     assert torch.equal(ad.router.positions, ad2.router.positions)
 
-# %% ../nbs/tests/test_adapt.ipynb #c318f16b
+# %% ../nbs/tests/test_adapt.ipynb #6b8ee00f
 def test_jsonl_appends_from_threads():
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "log.jsonl"
@@ -122,7 +122,7 @@ def test_jsonl_appends_from_threads():
         assert len(rows) == 200
         assert sorted((r["thread"], r["i"]) for r in rows) == [(k, i) for k in range(4) for i in range(50)]
 
-# %% ../nbs/tests/test_adapt.ipynb #6ed87129
+# %% ../nbs/tests/test_adapt.ipynb #86645e32
 def test_no_backward_anywhere_saved_tensor_count_zero():
     ad = _adapter(seed=3, score_fn=_Scores())
     ad.observe(_toks(40, 4))
@@ -130,7 +130,7 @@ def test_no_backward_anywhere_saved_tensor_count_zero():
         ev = ad.step()
     assert nb.saved == 0 and not ev["rule_skipped"] and "routing_nes" in ev["timings"]
 
-# %% ../nbs/tests/test_adapt.ipynb #72603f77
+# %% ../nbs/tests/test_adapt.ipynb #6590ac13
 @pytest.mark.parametrize("front_door", ["tensor.backward", "autograd.backward", "autograd.grad"])
 def test_forbid_backward_catches_every_front_door(front_door):
     "Regression (issue 12 item 7): `torch.autograd.grad` went around the old patch of Tensor.backward."
@@ -143,7 +143,7 @@ def test_forbid_backward_catches_every_front_door(front_door):
     assert nb.saved == 2 and w.grad is None
     torch.autograd.grad((w * w).sum(), w)                 # restored afterwards
 
-# %% ../nbs/tests/test_adapt.ipynb #90ee511d
+# %% ../nbs/tests/test_adapt.ipynb #a6036b39
 def test_forbid_backward_strict_counts_saved_tensors():
     w = torch.randn(3, requires_grad=True)
     with pytest.raises(RuntimeError, match="2 tensors were saved"):
@@ -152,7 +152,7 @@ def test_forbid_backward_strict_counts_saved_tensors():
         with torch.no_grad(): (w * w).sum()
     assert nb.saved == 0
 
-# %% ../nbs/tests/test_adapt.ipynb #ed5d72cb
+# %% ../nbs/tests/test_adapt.ipynb #50f8e947
 def test_any_rule_drives_the_loop():
     for rule, kw in (("spsa", dict(K=2, lr=0.05)), ("backprop", dict(lr=0.05)),
                      ("forward_grad", dict(K=2, lr=0.05))):
@@ -165,7 +165,7 @@ def test_any_rule_drives_the_loop():
         assert any(not torch.equal(p, before[n]) for n, p in ad.params.items())
         assert all(torch.equal(ad.live_params[n], p) for n, p in ad.params.items())
 
-# %% ../nbs/tests/test_adapt.ipynb #bd0af55c
+# %% ../nbs/tests/test_adapt.ipynb #311cde13
 def test_nan_in_shadow_is_never_published_without_guard():
     "Regression (issue 16): with no guard, a NaN in the shadow copy was published to the live model."
     ad = _adapter(seed=4)
@@ -183,7 +183,7 @@ def test_nan_in_shadow_is_never_published_without_guard():
     ad.observe(_toks(20, 7))
     assert ad.step()["kind"] == "update" and ad.version == 1   # and the loop goes on
 
-# %% ../nbs/tests/test_adapt.ipynb #b2b74edb
+# %% ../nbs/tests/test_adapt.ipynb #fac2406e
 def test_nonfinite_positions_are_never_published():
     ad = _adapter(seed=5)
     ad.observe(_toks(40, 8))
@@ -198,7 +198,7 @@ def test_nonfinite_positions_are_never_published():
     assert ev["kind"] == "skipped" and torch.equal(ad.live_router.positions, live_pos)
     assert torch.isfinite(ad.router.positions).all()
 
-# %% ../nbs/tests/test_adapt.ipynb #467177dd
+# %% ../nbs/tests/test_adapt.ipynb #ff084434
 @pytest.mark.parametrize("scale", [float("nan"), float("inf"), -1.0, 0.0])
 def test_bad_lr_scale_is_refused_and_changes_nothing(scale):
     "Regression (issue 16): `step(lr_scale=nan)` published NaN weights."
@@ -209,7 +209,7 @@ def test_bad_lr_scale_is_refused_and_changes_nothing(scale):
     for n, p in ad.live_params.items(): assert torch.equal(p, live[n]) and torch.equal(ad.params[n], live[n])
     assert ad.version == 0
 
-# %% ../nbs/tests/test_adapt.ipynb #2c1c87c8
+# %% ../nbs/tests/test_adapt.ipynb #d7f10987
 def test_observe_refuses_bad_token_ids():
     "Regression (issue 16): float tensors and ids ≥ vocab were accepted by `observe`."
     ad = _adapter(seed=7)
@@ -221,7 +221,7 @@ def test_observe_refuses_bad_token_ids():
     with pytest.raises(ValueError, match="vocabulary has 256"):
         _adapter(seed=7, holdout=torch.full((2, 9), 300))
 
-# %% ../nbs/tests/test_adapt.ipynb #949cf4d9
+# %% ../nbs/tests/test_adapt.ipynb #96ec9838
 def test_bad_config_raises():
     with pytest.raises(ValueError, match="every"): A.OnlineConfig(every=0)
     with pytest.raises(ValueError, match="rule_kw\\['lr'\\] must be a positive finite"):
@@ -234,7 +234,7 @@ def test_bad_config_raises():
     for p in base.parameters(): p.requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable"): A.OnlineAdapter(base)
 
-# %% ../nbs/tests/test_adapt.ipynb #52e4124a
+# %% ../nbs/tests/test_adapt.ipynb #662955a5
 def test_checkpoint_and_guard():
     m = _mixture()
     ck = A.AdapterCheckpoint(dict(ML.molora_parameters(m))).save()
@@ -254,7 +254,7 @@ def test_checkpoint_and_guard():
     with pytest.raises(ValueError, match="threshold"): A.QualityGuard(lambda: 1.0, threshold=0.0)
     with pytest.raises(ValueError, match="positive and finite"): A.QualityGuard(lambda: 0.0).set_baseline()
 
-# %% ../nbs/tests/test_adapt.ipynb #3eb2f214
+# %% ../nbs/tests/test_adapt.ipynb #8d3bb808
 def test_save_resume_with_adam_rule():
     cfg = _cfg(seed=8, rule_kw=dict(K=4, lr=0.05, optimizer="adam"))
     toks = _toks(80, 10)

@@ -12,7 +12,7 @@ import json, os, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 import pytest
 
-# %% ../nbs/tests/test_cli.ipynb #9a55ee7e
+# %% ../nbs/tests/test_cli.ipynb #039eec23
 _DRIVER = textwrap.dedent("""
     import json, os, sys, tempfile, traceback
     import fmea.cli as cli
@@ -39,7 +39,7 @@ _DRIVER = textwrap.dedent("""
     print(json.dumps(results))
 """)
 
-# %% ../nbs/tests/test_cli.ipynb #f9a044ff
+# %% ../nbs/tests/test_cli.ipynb #ad6287dc
 def run_cli_table(cases: list, tmp_path: Path) -> list[dict]:
     "Run each (argv, env) in a forked child of one driver process; returns code, out, err per case."
     spec = tmp_path / "cases.json"; spec.write_text(json.dumps(cases))
@@ -137,7 +137,7 @@ def test_json_output_is_only_json(tmp_path):
         json.loads(r["out"])                                        # the whole of stdout is one JSON document
     assert (tmp_path / "figs" / "table_waterfall_primary.png").exists()
 
-# %% ../nbs/tests/test_cli.ipynb #1f09d508
+# %% ../nbs/tests/test_cli.ipynb #44c4d370
 def _all_parsers(parser, path=("fmea",)):
     import argparse
     yield path, parser
@@ -145,7 +145,7 @@ def _all_parsers(parser, path=("fmea",)):
         if isinstance(a, argparse._SubParsersAction):
             for name, sub in a.choices.items(): yield from _all_parsers(sub, path + (name,))
 
-# %% ../nbs/tests/test_cli.ipynb #ce8978a5
+# %% ../nbs/tests/test_cli.ipynb #1db0d0f0
 def test_help_texts():
     import argparse, fmea.cli as cli
     parser = cli.build_parser()
@@ -160,7 +160,7 @@ def test_help_texts():
                for a in p._actions if not isinstance(a, skip) and not a.help]
     assert not missing, f"options without help text: {missing}"
 
-# %% ../nbs/tests/test_cli.ipynb #5985738e
+# %% ../nbs/tests/test_cli.ipynb #2fc85bdd
 _STAGE_SCRIPT = textwrap.dedent("""
     import sys, time
     import fmea.cli as cli
@@ -177,7 +177,7 @@ _STAGE_SCRIPT = textwrap.dedent("""
     cli.reproduce(sys.argv[1], quick=True, only=["slow"], seed=int(sys.argv[3]))
 """)
 
-# %% ../nbs/tests/test_cli.ipynb #8fd572bf
+# %% ../nbs/tests/test_cli.ipynb #fe6b4a54
 @pytest.mark.skipif(os.name != "posix", reason="kill by PID with SIGKILL")
 def test_kill_9_and_resume_reproduce(tmp_path):
     script, out, cnt = tmp_path / "stage.py", tmp_path / "results", tmp_path / "steps"

@@ -10,7 +10,7 @@ __all__ = ['SMALL', 'test_metrics_hand_computed', 'test_metrics_two_domains_posi
            'test_weight_anchor_holds_adapters_near_start', 'test_non_finite_step_changes_nothing',
            'test_permuted_order', 'test_resume_after_crash_loses_and_duplicates_nothing']
 
-# %% ../nbs/tests/test_continual.ipynb #ee96d82d
+# %% ../nbs/tests/test_continual.ipynb #8b9e7016
 import json, math, tempfile
 from pathlib import Path
 
@@ -22,11 +22,11 @@ import fmea.continual as CL
 import fmea.factorial as FA
 import fmea.models as MO
 
-# %% ../nbs/tests/test_continual.ipynb #a48ee852
+# %% ../nbs/tests/test_continual.ipynb #3593f334
 def _gpt(vocab=64):
     return MO.GPT(MO.gpt_config("tiny", vocab_size=vocab, d_model=32, seq_len=16))
 
-# %% ../nbs/tests/test_continual.ipynb #b8c54701
+# %% ../nbs/tests/test_continual.ipynb #7e4d7754
 def _sequence(n_domains=3, width=16, n=1200):
     "Domain k uses token ids 16k..16k+7 for training and 16k+8..16k+15 held out: a row's origin is readable."
     g = torch.Generator().manual_seed(0)
@@ -34,10 +34,10 @@ def _sequence(n_domains=3, width=16, n=1200):
     ho = {f"d{k}": width * k + 8 + torch.randint(0, 8, (n // 2,), generator=g) for k in range(n_domains)}
     return CL.DomainSequence(tuple(tr), tr, ho)
 
-# %% ../nbs/tests/test_continual.ipynb #adeadb6a
+# %% ../nbs/tests/test_continual.ipynb #11ed64d2
 SMALL = CL.ContinualConfig(steps_per_domain=5, batch_size=8, seq_len=8, eval_rows=4, curve_points=1)
 
-# %% ../nbs/tests/test_continual.ipynb #4490f58c
+# %% ../nbs/tests/test_continual.ipynb #085773bd
 def test_metrics_hand_computed():
     R = [[3.0, 3.0, 3.0], [2.0, 3.2, 2.9], [1.8, 2.4, 2.8], [2.6, 2.7, 2.0]]
     m = CL.continual_metrics(R, ["a", "b", "c"])
@@ -49,33 +49,33 @@ def test_metrics_hand_computed():
     assert m["fwt"] == pytest.approx(0.0)
     assert m["ppl"]["c"] == pytest.approx(math.exp(2.0))
 
-# %% ../nbs/tests/test_continual.ipynb #a01102cc
+# %% ../nbs/tests/test_continual.ipynb #4fadcc33
 def test_metrics_two_domains_positive_transfer():
     R = [[4.0, 4.0], [3.0, 3.5], [2.5, 3.0]]     # training on b also helped a: BWT > 0, no forgetting
     m = CL.continual_metrics(R)
     assert (m["bwt"], m["forgetting"], m["fwt"]) == pytest.approx((0.5, -0.5, 0.5))
     assert m["gain"] == pytest.approx((1.0 + 0.5) / 2)
 
-# %% ../nbs/tests/test_continual.ipynb #d1ff0a83
+# %% ../nbs/tests/test_continual.ipynb #7e6f705e
 def test_metrics_one_domain():
     m = CL.continual_metrics([[3.0], [2.25]], ["only"])
     assert (m["forgetting"], m["bwt"], m["fwt"]) == (None, None, None)
     assert (m["op"], m["gain"]) == pytest.approx((2.25, 0.75))
     assert m["forgetting_per_domain"] == {}
 
-# %% ../nbs/tests/test_continual.ipynb #60ce9f34
+# %% ../nbs/tests/test_continual.ipynb #631da6f9
 def test_metrics_learner_that_never_changes():
     R = np.tile([1.5, 2.5, 3.5, 4.5], (5, 1))
     m = CL.continual_metrics(R)
     assert (m["gain"], m["forgetting"], m["bwt"], m["fwt"]) == (0.0, 0.0, 0.0, 0.0)
     assert m["op"] == pytest.approx(3.0)
 
-# %% ../nbs/tests/test_continual.ipynb #42af35d5
+# %% ../nbs/tests/test_continual.ipynb #732507da
 def test_metrics_refuse_bad_matrices():
     for bad in (np.zeros((3, 3)), np.zeros((1, 0)), [[1.0], [math.inf]], np.zeros(4)):
         with pytest.raises(ValueError): CL.check_R(bad)
 
-# %% ../nbs/tests/test_continual.ipynb #3d48a940
+# %% ../nbs/tests/test_continual.ipynb #439fcc37
 def test_replay_count_exact():
     for f, B, T in ((0.25, 8, 50), (0.3, 6, 41), (0.1, 4, 33), (0.0, 8, 10), (0.5, 3, 7)):
         ks = [CL.replay_count(t, B, f) for t in range(T)]
@@ -85,7 +85,7 @@ def test_replay_count_exact():
     for f in (-0.1, 1.0, 1.5):
         with pytest.raises(ValueError): CL.replay_count(0, 8, f)
 
-# %% ../nbs/tests/test_continual.ipynb #d3e8596a
+# %% ../nbs/tests/test_continual.ipynb #ed58f245
 def _spy(monkeypatch):
     seen = []
     def update(self, rows):
@@ -93,7 +93,7 @@ def _spy(monkeypatch):
     monkeypatch.setattr(CL.Learner, "update", update)
     return seen
 
-# %% ../nbs/tests/test_continual.ipynb #c69459ea
+# %% ../nbs/tests/test_continual.ipynb #18102b19
 @pytest.mark.parametrize("fraction", [0.25, 0.3])
 def test_replay_fraction_in_a_run(monkeypatch, fraction):
     seen = _spy(monkeypatch)
@@ -111,7 +111,7 @@ def test_replay_fraction_in_a_run(monkeypatch, fraction):
         k = int((dom < current).sum())                                 # replayed rows: earlier domains only
         assert k == (0 if current == 0 else CL.replay_count(step - S, B, fraction))
 
-# %% ../nbs/tests/test_continual.ipynb #47eb8970
+# %% ../nbs/tests/test_continual.ipynb #da96a792
 def test_held_out_rows_never_trained_on(monkeypatch):
     seen = _spy(monkeypatch)
     cfg = CL.ContinualConfig(steps_per_domain=6, batch_size=8, seq_len=8, eval_rows=4, curve_points=2,
@@ -120,7 +120,7 @@ def test_held_out_rows_never_trained_on(monkeypatch):
     allrows = torch.cat(seen)
     assert ((allrows % 16) < 8).all()                        # no held-out token ever reaches an update
 
-# %% ../nbs/tests/test_continual.ipynb #8ac2075c
+# %% ../nbs/tests/test_continual.ipynb #61d8b740
 def test_reservoir_keeps_every_domain():
     buf = CL.ReplayBuffer(capacity=64, seed=0)
     for k in range(4): buf.add(torch.full((100, 5), k), f"d{k}")
@@ -129,7 +129,7 @@ def test_reservoir_keeps_every_domain():
     assert min(counts) >= 5, counts
     assert torch.equal(buf.sample(6, 3), buf.sample(6, 3))
 
-# %% ../nbs/tests/test_continual.ipynb #cf9294ae
+# %% ../nbs/tests/test_continual.ipynb #a841b0d4
 def test_every_learner_steps_and_counts_equal_tokens():
     seq, base = _sequence(), _gpt()
     ref = [p.detach().clone() for p in base.parameters()]
@@ -142,12 +142,12 @@ def test_every_learner_steps_and_counts_equal_tokens():
         if name == "frozen": assert res["metrics"]["gain"] == 0 and res["metrics"]["forgetting"] == 0
     assert all(torch.equal(a, b) for a, b in zip(ref, base.parameters()))   # the shared base is never touched
 
-# %% ../nbs/tests/test_continual.ipynb #68ea4b2e
+# %% ../nbs/tests/test_continual.ipynb #d6cec04f
 def test_unknown_learner_and_bad_anchor():
     with pytest.raises(ValueError, match="unknown learner"): CL.build_learner("adamw", _gpt())
     with pytest.raises(ValueError, match="anchor"): CL.build_learner("backprop", _gpt(), anchor=-1.0)
 
-# %% ../nbs/tests/test_continual.ipynb #f798f8b9
+# %% ../nbs/tests/test_continual.ipynb #772a45b8
 @pytest.mark.parametrize("name,lr,mu", [("backprop", 3e-2, 50.0), ("fmea", 0.05, 10.0)])
 def test_weight_anchor_holds_adapters_near_start(name, lr, mu):
     seq, base = _sequence(), _gpt()
@@ -160,7 +160,7 @@ def test_weight_anchor_holds_adapters_near_start(name, lr, mu):
     assert drift[mu] < 0.5 * drift[0.0], drift
     with pytest.raises(ValueError, match="overshoots"): CL.build_learner("fmea", base, anchor=20.0, lr=0.05)
 
-# %% ../nbs/tests/test_continual.ipynb #2fb26954
+# %% ../nbs/tests/test_continual.ipynb #ebfe54a7
 @pytest.mark.parametrize("name", ["backprop", "fmea", "spsa"])
 def test_non_finite_step_changes_nothing(monkeypatch, name):
     lrn = CL.build_learner(name, _gpt(), seed=0)
@@ -170,13 +170,13 @@ def test_non_finite_step_changes_nothing(monkeypatch, name):
     assert out["skipped"] and lrn.n_skipped == 1
     assert all(torch.equal(before[n], p) for n, p in lrn.params.items())
 
-# %% ../nbs/tests/test_continual.ipynb #5b202dc3
+# %% ../nbs/tests/test_continual.ipynb #2e15fb5a
 def test_permuted_order():
     cfg = CL.ContinualConfig(**{**SMALL.__dict__, "permute_order": True})
     res = CL.run_sequence(_gpt(), _sequence(4), "frozen", cfg, seed=3)
     assert tuple(res["domains"]) == _sequence(4).permuted(3).order
 
-# %% ../nbs/tests/test_continual.ipynb #127a4cde
+# %% ../nbs/tests/test_continual.ipynb #ca3dcc82
 def test_resume_after_crash_loses_and_duplicates_nothing(tmp_path):
     bundle = CL.save_bundle(tmp_path / "b.pt", _gpt(), _sequence())
     cells = [CL.continual_cell("frozen"), CL.continual_cell("backprop", lr=1e-2),

@@ -12,7 +12,7 @@ __all__ = ['make_generator', 'test_blend_is_alpha_mix_in_delta_space', 'test_ble
            'test_loo_fitness_scopes', 'test_bad_inputs_raise', 'test_mixture_fitness_on_a_real_mixture',
            'test_survival_table_and_partial_corr', 'test_heritable_mutation_rate']
 
-# %% ../nbs/tests/test_lifecycle.ipynb #d1e211b7
+# %% ../nbs/tests/test_lifecycle.ipynb #4696126e
 import math, tempfile
 from pathlib import Path
 import torch
@@ -24,13 +24,13 @@ make_generator = core.make_generator
 
 import pytest
 
-# %% ../nbs/tests/test_lifecycle.ipynb #1e0accea
+# %% ../nbs/tests/test_lifecycle.ipynb #45c9844a
 @pytest.fixture(autouse=True)
 def _one_thread():
     "Tiny tensors: one CPU thread is much faster than several on a shared machine (restored afterwards)."
     with core.torch_threads(1): yield
 
-# %% ../nbs/tests/test_lifecycle.ipynb #7b5bd9e8
+# %% ../nbs/tests/test_lifecycle.ipynb #e0426ab6
 def _banks(N=6, r=2, seed=0):
     g = make_generator("test_banks", seed)
     bs = [LC.AdapterBank(N, 8, 6, r, alpha=4, seed=seed), LC.AdapterBank(N, 5, 7, r, alpha=2, seed=seed + 1)]
@@ -38,12 +38,12 @@ def _banks(N=6, r=2, seed=0):
         for b in bs: b.lora_B.normal_(generator=g)
     return bs
 
-# %% ../nbs/tests/test_lifecycle.ipynb #983f629d
+# %% ../nbs/tests/test_lifecycle.ipynb #e0e47dcd
 def _fixed(values):
     values = torch.tensor(values, dtype=torch.float64)
     return lambda slots=None: values if slots is None else values[list(slots)]
 
-# %% ../nbs/tests/test_lifecycle.ipynb #0c63315c
+# %% ../nbs/tests/test_lifecycle.ipynb #78873a8f
 def test_blend_is_alpha_mix_in_delta_space():
     bs = _banks()
     M, P = torch.tensor([[1.0, 2.0], [-0.5, 1.0]]), torch.tensor([[0.2, -1.0], [1.0, 0.3]])
@@ -61,7 +61,7 @@ def test_blend_is_alpha_mix_in_delta_space():
                          for h, d in zip(before[0], before[1])))
     assert abs(info["amount_norm"] - want) < 1e-4 * want
 
-# %% ../nbs/tests/test_lifecycle.ipynb #f5c0740f
+# %% ../nbs/tests/test_lifecycle.ipynb #97d75e48
 def test_blend_factors_space_and_alpha_zero():
     bs = _banks()
     A0, B0 = bs[0].lora_A[0].clone(), bs[0].lora_B[0].clone()
@@ -72,7 +72,7 @@ def test_blend_factors_space_and_alpha_zero():
     torch.testing.assert_close(bs[0].lora_A[0], 0.5 * (A0 + A3))
     torch.testing.assert_close(bs[0].lora_B[0], 0.5 * (B0 + B3))
 
-# %% ../nbs/tests/test_lifecycle.ipynb #e347fe03
+# %% ../nbs/tests/test_lifecycle.ipynb #d67583f7
 def test_svd_mutation_shapes_rank_and_sigma_zero():
     bs = _banks(r=3)
     shapes = [(b.lora_A.shape, b.lora_B.shape) for b in bs]
@@ -93,14 +93,14 @@ def test_svd_mutation_shapes_rank_and_sigma_zero():
         torch.testing.assert_close(P @ a.double(), a.double(), rtol=1e-5, atol=1e-5)
     assert LC.mutate_slot(bs, 2, 0.0, make_generator("t"))["rel_change"] == 0.0
 
-# %% ../nbs/tests/test_lifecycle.ipynb #19ab8211
+# %% ../nbs/tests/test_lifecycle.ipynb #300d5595
 def test_mutation_of_zero_adapter_is_noop():
     b = LC.AdapterBank(3, 6, 6, 2)
     A = b.lora_A.clone()
     assert LC.mutate_slot([b], 1, 0.5, make_generator("t"))["rel_change"] == 0.0
     assert torch.equal(b.lora_A, A) and b.lora_B.abs().max() == 0
 
-# %% ../nbs/tests/test_lifecycle.ipynb #dddb332b
+# %% ../nbs/tests/test_lifecycle.ipynb #3c4f0726
 def test_death_picks_lowest_fitness_and_reinitialises_slot():
     bs = _banks()
     cfg = LC.LifecycleConfig(warmup=5, interval=5, bottom_k=2, reproduction="cold", inheritance_alpha=0.2,
@@ -116,7 +116,7 @@ def test_death_picks_lowest_fitness_and_reinitialises_slot():
     for b in bs:  # cold re-initialisation: B = 0 (ΔW = 0), A fresh
         assert b.lora_B[1].abs().max() == 0 and b.lora_B[3].abs().max() == 0 and b.lora_A[3].abs().max() > 0
 
-# %% ../nbs/tests/test_lifecycle.ipynb #d4807d02
+# %% ../nbs/tests/test_lifecycle.ipynb #5187b7b3
 def test_warm_birth_clones_a_fit_parent():
     bs = _banks()
     cfg = LC.LifecycleConfig(warmup=5, interval=5, bottom_k=1, reproduction="warm", inheritance_alpha=0.0,
@@ -127,7 +127,7 @@ def test_warm_birth_clones_a_fit_parent():
     assert birth["slot"] == 1 and birth["parent"] == 2 and birth["kind"] == "warm"
     for b in bs: assert torch.equal(b.lora_A[1], b.lora_A[2]) and torch.equal(b.lora_B[1], b.lora_B[2])
 
-# %% ../nbs/tests/test_lifecycle.ipynb #f818f89a
+# %% ../nbs/tests/test_lifecycle.ipynb #8fe399c3
 def test_heir_is_nearest_neighbour():
     bs = _banks()
     with torch.no_grad():  # make slot 4 a near copy of slot 0 (the dying one)
@@ -140,7 +140,7 @@ def test_heir_is_nearest_neighbour():
     assert (d["slot"], d["heir_slot"], d["heir"]) == (0, 4, 4)
     assert d["amount_norm"] > 0 and d["nats_received"] is not None
 
-# %% ../nbs/tests/test_lifecycle.ipynb #846dc118
+# %% ../nbs/tests/test_lifecycle.ipynb #b0ddf26b
 def test_heir_matches_brute_force_distance():
     for seed in range(3):
         bs = _banks(seed=seed)
@@ -154,7 +154,7 @@ def test_heir_matches_brute_force_distance():
         death2 = [e for e in lc.log.events if e["event"] == "death" and e["slot"] == 2][0]
         assert death2["heir_slot"] == int(d.argmin()), seed
 
-# %% ../nbs/tests/test_lifecycle.ipynb #d53948a6
+# %% ../nbs/tests/test_lifecycle.ipynb #7b105de8
 def test_min_age_spares_newborns():
     cfg = LC.LifecycleConfig(warmup=10, interval=5, bottom_k=1, min_age=6, reproduction="cold",
                              mutation=False, inheritance_alpha=0)
@@ -163,7 +163,7 @@ def test_min_age_spares_newborns():
     lc.maybe_step(15, _fixed([-9.0, 1, 1, 1, 1, 0.5]))  # slot 0's newborn is 5 steps old: spared
     assert [e["slot"] for e in lc.log.events if e["event"] == "death"] == [0, 5]
 
-# %% ../nbs/tests/test_lifecycle.ipynb #59887c3a
+# %% ../nbs/tests/test_lifecycle.ipynb #2a9de393
 def test_senescence_kills_old_adapters():
     cfg = LC.LifecycleConfig(warmup=10, interval=10, bottom_k=1, max_age=15, reproduction="cold",
                              mutation=False)
@@ -174,7 +174,7 @@ def test_senescence_kills_old_adapters():
     # slot 0 was re-born at step 10 (age 10 < 15)
     assert d20 == {1: "selection", 2: "senescence", 3: "senescence"}
 
-# %% ../nbs/tests/test_lifecycle.ipynb #d5d988e2
+# %% ../nbs/tests/test_lifecycle.ipynb #cee95514
 def test_log_replays_into_timeline():
     with tempfile.TemporaryDirectory() as d:
         bs = _banks(N=5)
@@ -206,7 +206,7 @@ def test_log_replays_into_timeline():
         with open(Path(d) / "lifecycle.jsonl", "a") as fh: fh.write('{"event": "bir')
         assert len(LC.read_events(Path(d) / "lifecycle.jsonl")) == len(lc.log.events)
 
-# %% ../nbs/tests/test_lifecycle.ipynb #fb98bc98
+# %% ../nbs/tests/test_lifecycle.ipynb #4af3003c
 def test_every_subfactorial_config_runs():
     cells = LR.f3_subfactorial("full")
     assert len(cells) == 16
@@ -224,7 +224,7 @@ def test_every_subfactorial_config_runs():
             assert all(e["heir"] is None for e in lc.log.events if e["event"] == "death"), name
     assert LC.lifecycle_from_cell({"lifecycle": False}) is None
 
-# %% ../nbs/tests/test_lifecycle.ipynb #9956f768
+# %% ../nbs/tests/test_lifecycle.ipynb #bf1c3bd7
 def test_optimizer_state_reset_for_reborn_slot():
     b = _banks(N=4)[0]
     opt = torch.optim.AdamW([b.lora_A, b.lora_B], lr=1e-2)
@@ -236,7 +236,7 @@ def test_optimizer_state_reset_for_reborn_slot():
     st = opt.state[b.lora_A]
     assert st["exp_avg"][1].abs().max() == 0 and st["exp_avg"][0].abs().max() > 0
 
-# %% ../nbs/tests/test_lifecycle.ipynb #67dd4347
+# %% ../nbs/tests/test_lifecycle.ipynb #f2b071ce
 def test_loo_fitness_scopes():
     batches = {"a": torch.tensor([1.0]), "b": torch.tensor([3.0])}
     lf = lambda i, b: abs(i - float(b.mean()))
@@ -247,7 +247,7 @@ def test_loo_fitness_scopes():
     torch.testing.assert_close(per(), torch.tensor([7.0, 10.0, 9.0, 8.0], dtype=torch.float64))
     assert per.summary == {"b": 8.0, "a": 9.0}
 
-# %% ../nbs/tests/test_lifecycle.ipynb #7b302a94
+# %% ../nbs/tests/test_lifecycle.ipynb #c3c05a67
 def test_bad_inputs_raise():
     import pytest
     with pytest.raises(ValueError, match="bottom_k"):
@@ -259,7 +259,7 @@ def test_bad_inputs_raise():
         LC.Lifecycle(_banks(N=3), LC.LifecycleConfig(warmup=1, interval=1, bottom_k=1)).maybe_step(1)
     with pytest.raises(ValueError, match="reproduction"): LC.LifecycleConfig(reproduction=1.5)
 
-# %% ../nbs/tests/test_lifecycle.ipynb #39ae5f07
+# %% ../nbs/tests/test_lifecycle.ipynb #4f86ce4f
 class _FixedRouter(torch.nn.Module):
     "Routes every sequence to adapters (0, 1) if its mean feature is positive, else (2, 3)."
     n_adapters, top_k = 4, 2
@@ -270,7 +270,7 @@ class _FixedRouter(torch.nn.Module):
         idx = torch.where(pos.bool(), torch.tensor([[0, 1]]), torch.tensor([[2, 3]]))
         return M.Routing(idx, torch.full(idx.shape, 0.5))
 
-# %% ../nbs/tests/test_lifecycle.ipynb #4daa2d99
+# %% ../nbs/tests/test_lifecycle.ipynb #6ade523d
 def test_mixture_fitness_on_a_real_mixture():
     import fmea.molora as M, fmea.models as Mo
     torch.manual_seed(0)
@@ -297,7 +297,7 @@ def test_mixture_fitness_on_a_real_mixture():
     d = [e for e in ev if e["event"] == "death"][0]
     assert d["slot"] == int(fit.argmin()) and d["heir"] is not None
 
-# %% ../nbs/tests/test_lifecycle.ipynb #d69b08a6
+# %% ../nbs/tests/test_lifecycle.ipynb #8ed54140
 def test_survival_table_and_partial_corr():
     cfg = LC.LifecycleConfig(warmup=2, interval=2, bottom_k=1, reproduction="warm")
     lc = LC.Lifecycle(_banks(N=4), cfg, seed=0)
@@ -311,7 +311,7 @@ def test_survival_table_and_partial_corr():
     r = S.partial_corr(st.received_norm, st.events_survived, st[["age_end", "born"]])["r"]
     assert -1 <= r <= 1
 
-# %% ../nbs/tests/test_lifecycle.ipynb #9ac0abfb
+# %% ../nbs/tests/test_lifecycle.ipynb #794f5114
 def test_heritable_mutation_rate():
     for heritable, rate_sigma in ((True, 0.3), (True, 0.0), (False, 0.3)):
         cfg = LC.LifecycleConfig(warmup=1, interval=1, bottom_k=1, reproduction="warm", parent_pool=1,

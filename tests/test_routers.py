@@ -11,25 +11,25 @@ __all__ = ['L5', 'X', 'test_b3_hand', 'test_sigmoid_no_renormalisation_and_tau',
            'test_js_against_scipy', 'test_coalition_probe_counts_and_dead',
            'test_step_on_subclass_that_skips_router_init', 'test_routing_stage_reports_the_lock_study']
 
-# %% ../nbs/tests/test_routers.ipynb #fd466b70
+# %% ../nbs/tests/test_routers.ipynb #7b2d0d90
 import math, sys, textwrap
 import pytest
 import torch
 import fmea.routers as R
 import fmea.molora as M
 
-# %% ../nbs/tests/test_routers.ipynb #5a210ea6
+# %% ../nbs/tests/test_routers.ipynb #608dfe42
 def _fixed(router, logits):
     with torch.no_grad():
         router.proj.weight.zero_()
         router.proj.bias.copy_(torch.tensor(logits, dtype=torch.float32))
     return router
 
-# %% ../nbs/tests/test_routers.ipynb #d0f3eed0
+# %% ../nbs/tests/test_routers.ipynb #973d450e
 L5 = [2.0, 1.0, 0.0, -1.0, -8.0]
 X = torch.zeros(3, 4)
 
-# %% ../nbs/tests/test_routers.ipynb #c2fba445
+# %% ../nbs/tests/test_routers.ipynb #92502295
 def test_b3_hand():
     r = _fixed(R.B3Router(4, 5, 3), L5)(X)
     e = [math.exp(v) for v in L5]
@@ -38,7 +38,7 @@ def test_b3_hand():
     torch.testing.assert_close(r.gates, torch.tensor([p[:3]] * 3))
     torch.testing.assert_close(r.probs.sum(-1), torch.ones(3))
 
-# %% ../nbs/tests/test_routers.ipynb #d495008d
+# %% ../nbs/tests/test_routers.ipynb #4845c548
 def test_sigmoid_no_renormalisation_and_tau():
     r = R.SigmoidFloorRouter(4, 5, 2, gate="sigmoid", floor=False, anneal=None, tau=2.0)
     out = _fixed(r, L5)(X)
@@ -53,7 +53,7 @@ def test_sigmoid_no_renormalisation_and_tau():
     )(X)
     torch.testing.assert_close(ren.probs[0], torch.tensor(want) / sum(want))
 
-# %% ../nbs/tests/test_routers.ipynb #1791d9b7
+# %% ../nbs/tests/test_routers.ipynb #8b5697e8
 def test_sigmoid_gradient_is_private_softmax_is_not():
     """R1: a loss on the selected gates moves only the selected adapters' logits under sigmoid; all under
     softmax."""
@@ -64,7 +64,7 @@ def test_sigmoid_gradient_is_private_softmax_is_not():
         g = r.proj.bias.grad
         assert (g[2:].abs() == 0).all().item() is others_zero, (gate, g)
 
-# %% ../nbs/tests/test_routers.ipynb #ffd855e9
+# %% ../nbs/tests/test_routers.ipynb #2186e30e
 def test_floor_hand():
     r = _fixed(R.SigmoidFloorRouter(4, 5, 2, gate="sigmoid", floor=True, anneal=None), L5)
     torch.testing.assert_close(r.floor_values(), torch.full((5,), 0.05))
@@ -79,7 +79,7 @@ def test_floor_hand():
     off = _fixed(R.SigmoidFloorRouter(4, 5, 2, floor=False, anneal=None), L5)
     assert off(torch.zeros(1, 4)).probs[0, 4] < 1e-3 and not off.floor_logit.requires_grad
 
-# %% ../nbs/tests/test_routers.ipynb #25890fd4
+# %% ../nbs/tests/test_routers.ipynb #f3ea177d
 def test_floor_can_change_selection_and_ties_break_by_own_gate():
     r = _fixed(
         R.SigmoidFloorRouter(4, 5, 2, gate="sigmoid", floor=True, anneal=None),
@@ -92,12 +92,12 @@ def test_floor_can_change_selection_and_ties_break_by_own_gate():
         r.floor_logit[2] = 2.0  # adapter 2 learned a high floor
     assert r(torch.zeros(1, 4)).indices[0, 0].item() == 2
 
-# %% ../nbs/tests/test_routers.ipynb #92a77e2c
+# %% ../nbs/tests/test_routers.ipynb #fb8b3f6a
 @pytest.mark.parametrize("step,want", [(0, 2.0), (5, 1.25), (10, 0.5), (11, 0.5), (1000, 0.5)])
 def test_anneal_schedule(step, want):
     assert abs(R.anneal_tau(step, 2.0, 0.5, 10) - want) < 1e-12
 
-# %% ../nbs/tests/test_routers.ipynb #3e55e098
+# %% ../nbs/tests/test_routers.ipynb #fa8265de
 def test_anneal_clamp_and_router_steps():
     assert R.anneal_tau(4, 1.0, 0.001, 4, tau_min=0.05) == 0.05
     assert abs(R.anneal_tau(2, 1.0, 0.001, 4, tau_min=0.05) - 0.5005) < 1e-12
@@ -112,7 +112,7 @@ def test_anneal_clamp_and_router_steps():
     assert int(r.state_dict()["steps_done"]) == 6
     assert R.SigmoidFloorRouter(4, 5, 2, anneal=None, tau=0.01, tau_min=0.05).tau == 0.05
 
-# %% ../nbs/tests/test_routers.ipynb #27ec9c10
+# %% ../nbs/tests/test_routers.ipynb #ecc6f182
 def test_topk_selection_matches_sort():
     torch.manual_seed(0)
     for name in ("b3", "rewrite"):
@@ -124,7 +124,7 @@ def test_topk_selection_matches_sort():
         torch.testing.assert_close(out.gates, out.probs.gather(-1, out.indices))
         assert out.indices.shape == (7, 3) and out.indices.dtype == torch.long
 
-# %% ../nbs/tests/test_routers.ipynb #7bb01951
+# %% ../nbs/tests/test_routers.ipynb #ba3f15eb
 def test_registry_errors_and_explicit_plugin(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="unknown router 'nope'"):
         R.make_router("nope", 4)
@@ -154,7 +154,7 @@ def test_registry_errors_and_explicit_plugin(tmp_path, monkeypatch):
 
     assert "torus" in R.router_names() and type(R.make_router("torus", 4, 8, 1)).__name__ == "TorusRouter"
 
-# %% ../nbs/tests/test_routers.ipynb #e155cf36
+# %% ../nbs/tests/test_routers.ipynb #a6ef9dca
 def test_router_config_cells():
     got = [(c["name"], c["feature"]) for c in map(R.router_config, R.F1_SUBFACTORIAL)]
     assert got == [
@@ -173,7 +173,7 @@ def test_router_config_cells():
     with pytest.raises(ValueError, match="unknown routing feature"):
         R.router_config({"router": "b3", "feature": "cls"})
 
-# %% ../nbs/tests/test_routers.ipynb #44a34cf5
+# %% ../nbs/tests/test_routers.ipynb #14bf1d1b
 def test_build_mixture_every_f1_cell():
     import fmea.models as G
 
@@ -186,7 +186,7 @@ def test_build_mixture_every_f1_cell():
         assert mix.last_routing.indices.shape == (4, 2)
         assert mix.feature == R.router_config(cell)["feature"]
 
-# %% ../nbs/tests/test_routers.ipynb #04787752
+# %% ../nbs/tests/test_routers.ipynb #9b41d85b
 def test_js_against_scipy():
     from scipy.spatial.distance import jensenshannon
 
@@ -206,7 +206,7 @@ def test_js_against_scipy():
     with pytest.raises(ValueError, match="different sizes"):
         R.js_divergence(torch.ones(3), torch.ones(4))
 
-# %% ../nbs/tests/test_routers.ipynb #54e3df91
+# %% ../nbs/tests/test_routers.ipynb #fc702ff7
 def test_coalition_probe_counts_and_dead():
     mk = lambda sets, gates: M.Routing(torch.tensor(sets), torch.tensor(gates))
     rep = R.coalition_probe(
@@ -226,7 +226,7 @@ def test_coalition_probe_counts_and_dead():
     fig = R.plot_coalition(rep, "t")
     assert len(fig.axes) >= 2
 
-# %% ../nbs/tests/test_routers.ipynb #a68d2eb4
+# %% ../nbs/tests/test_routers.ipynb #492e408b
 def test_step_on_subclass_that_skips_router_init():
     class Odd(R.Router):
         def __init__(self):
@@ -238,7 +238,7 @@ def test_step_on_subclass_that_skips_router_init():
     o.step()
     assert int(o.steps_done) == 2
 
-# %% ../nbs/tests/test_routers.ipynb #126a8fbd
+# %% ../nbs/tests/test_routers.ipynb #4f95f250
 def test_routing_stage_reports_the_lock_study(tmp_path):
     "Issue 15: the gate × input lock study is a `fmea reproduce` stage with its tables and figure."
     import fmea.core as core

@@ -22,10 +22,10 @@ from ..factorial import (DESIGNS, PAPER_SEEDS, analyze_source, cell_levels, reco
                             sweep)
 from ..stats import balanced_ppl
 
-# %% ../../nbs/34_factorial_study.ipynb #0bc237f2
+# %% ../../nbs/34_factorial_study.ipynb #4197c62c
 TOY_DOMAINS = {"biology": 21.049, "code": 3.436, "general": 23.852, "science": 16.266}
 
-# %% ../../nbs/34_factorial_study.ipynb #84a369cc
+# %% ../../nbs/34_factorial_study.ipynb #73a89552
 TOY_EFFECTS = {"F1": 0.0426, "F2": 0.0, "F3": -0.028, "F1xF3": 0.0}
 
 # %% ../../nbs/34_factorial_study.ipynb #bca7a68f
@@ -56,10 +56,10 @@ def _toy_runner(cell: dict, seed: int, config: dict) -> dict:
 
 register_cell_runner("toy", _toy_runner, module="fmea.experiments.factorial_study")
 
-# %% ../../nbs/34_factorial_study.ipynb #78a70732
+# %% ../../nbs/34_factorial_study.ipynb #04d77f8a
 _COLS = ["step", "factor", "mean", "ci_lo", "ci_hi", "t", "p", "df", "note"]
 
-# %% ../../nbs/34_factorial_study.ipynb #60f3d81d
+# %% ../../nbs/34_factorial_study.ipynb #e2087865
 def _fmt(col, v) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)): return "—"
     if col == "p": return f"{v:.3g}"
@@ -67,7 +67,7 @@ def _fmt(col, v) -> str:
     if col == "t": return f"{v:+.2f}"
     return f"{v:+.4f}" if isinstance(v, float) else str(v)
 
-# %% ../../nbs/34_factorial_study.ipynb #e94b2bcd
+# %% ../../nbs/34_factorial_study.ipynb #01ed9461
 def _md(df, cols=None) -> str:
     df = df[cols] if cols else df
     head = "| " + " | ".join(map(str, df.columns)) + " |\n|" + "---|" * len(df.columns) + "\n"
@@ -160,7 +160,7 @@ def cli_analyze(args):
     res = analyze_source(args.src, out=args.out)
     print(json.dumps(results_json(res), indent=1, default=str) if args.json else report_markdown(res))
 
-# %% ../../nbs/34_factorial_study.ipynb #66604f66
+# %% ../../nbs/34_factorial_study.ipynb #b11b114f
 def _records_sections(root: Path, own: Path, out, link) -> list[str]:
     "One report section per outermost `records/` folder under `root` (not `own`); ones without cells listed."
     found = sorted(p for p in root.glob("**/records")
@@ -179,7 +179,7 @@ def _records_sections(root: Path, own: Path, out, link) -> list[str]:
     if not found: parts.append("No experiment records were found under this reproduction's output.")
     return parts
 
-# %% ../../nbs/34_factorial_study.ipynb #44a1737e
+# %% ../../nbs/34_factorial_study.ipynb #67479ee4
 def _known_answer(ctx, link) -> list[str]:
     "The toy factorial (full 2³, 5 or 10 seeds) analysed, with the recovered effects against the truth."
     seeds = range(5 if ctx.quick else 10)
@@ -194,7 +194,7 @@ def _known_answer(ctx, link) -> list[str]:
     return ["## toy factorial (known effects)\n\n| factor | truth (nats) | recovered, 95% CI | covered "
             "|\n|---|---|---|---|\n" + "\n".join(lines), report_markdown(res, link)]
 
-# %% ../../nbs/34_factorial_study.ipynb #66d529ab
+# %% ../../nbs/34_factorial_study.ipynb #2145298e
 @reproduce_stage("analysis", order=90, reads_others=True,
                  help="factorial chains, tests and figures over all records of this run + the toy factorial")
 def reproduce_analysis(ctx) -> str:

@@ -138,7 +138,7 @@ def f3_subfactorial(fraction: str = "full", alphas: Sequence[float] = (0.0, 0.2)
                                                      "inheritance_alpha": a})
     return cells
 
-# %% ../../nbs/32_lifecycle_runs.ipynb #0823b87a
+# %% ../../nbs/32_lifecycle_runs.ipynb #74c2f172
 def _toy_fitness(model, held: dict, names: list, scope: str):
     "The `loo_fitness` of the toy mixture: forced-route MSE against the frozen base, per domain or aggregate."
     def loss_fn(i, b):
@@ -155,7 +155,7 @@ def _toy_fitness(model, held: dict, names: list, scope: str):
     return loo_fitness(loss_fn, model.bank.n_adapters, held, scope,
                        domain_of if scope == "per_domain" else None, ref)
 
-# %% ../../nbs/32_lifecycle_runs.ipynb #a61dd0d9
+# %% ../../nbs/32_lifecycle_runs.ipynb #9e34dec2
 def _run_toy(config, steps, seed, out, n_adapters):
     model = ToyMixture(n_adapters=n_adapters, seed=seed)
     doms = toy_domains(seed=seed)
@@ -181,14 +181,14 @@ def _run_toy(config, steps, seed, out, n_adapters):
     base = {k: F.mse_loss(x @ model.W0.T, y).item() for k, (x, y) in held.items()}
     return {"losses": losses, "mse": mse, "base_mse": base, "lifecycle": lc}
 
-# %% ../../nbs/32_lifecycle_runs.ipynb #5232c615
+# %% ../../nbs/32_lifecycle_runs.ipynb #2d91abf5
 def run_toy_lifecycle(config: LifecycleConfig | None, steps: int = 300, seed: int = 0, out=None,
                       n_adapters: int = 8) -> dict:
     """Train the toy mixture for `steps` with the lifecycle `config` (None = off): losses, per-domain MSE,
     Lifecycle."""
     with torch_threads(1): return _run_toy(config, steps, seed, out, n_adapters)
 
-# %% ../../nbs/32_lifecycle_runs.ipynb #57e8836f
+# %% ../../nbs/32_lifecycle_runs.ipynb #5e4256ca
 def _gpt_mixture(seed: int, router: str, feature: str, n_adapters: int, top_k: int) -> MixtureModel:
     "Frozen random GPT 'tiny' (embeddings ×5) with a `MixtureModel` of rank-4 adapters and the named router."
     base = GPT(gpt_config("tiny", seq_len=32), seed=seed)
@@ -197,7 +197,7 @@ def _gpt_mixture(seed: int, router: str, feature: str, n_adapters: int, top_k: i
     return MixtureModel(base, make_router(router, d_model, n_adapters, top_k), n_adapters=n_adapters,
                         top_k=top_k, rank=4, alpha=8, feature=feature, seed=seed)
 
-# %% ../../nbs/32_lifecycle_runs.ipynb #1e5ebee6
+# %% ../../nbs/32_lifecycle_runs.ipynb #d91a6728
 def run_gpt_lifecycle(config: LifecycleConfig | None, steps: int = 180, seed: int = 0, out=None,
                       router: str = "b3", feature: str = "embed_mean", n_adapters: int = 8, top_k: int = 2,
                       lr: float = 1e-2) -> dict:
@@ -228,7 +228,7 @@ def run_gpt_lifecycle(config: LifecycleConfig | None, steps: int = 180, seed: in
             with mm.adapters_off(): base_ce = {k: mm(*b)[1].item() for k, b in held.items()}
     return {"losses": losses, "ce": ce, "base_ce": base_ce, "lifecycle": lc, "model": mm}
 
-# %% ../../nbs/32_lifecycle_runs.ipynb #4ba78eae
+# %% ../../nbs/32_lifecycle_runs.ipynb #40e83266
 def _lifecycle_metrics(on: dict, off: dict, tl, spiral: dict) -> dict:
     "The stage's record: per-domain and balanced PPL on/off/base, deaths, spiral, zero-fitness deaths, heirs."
     sel = tl[tl.cause == "selection"]
@@ -241,7 +241,7 @@ def _lifecycle_metrics(on: dict, off: dict, tl, spiral: dict) -> dict:
             "zero_fitness_deaths": int((sel.fitness == 0).sum()), "heirs_logged": int(sel.heir.notna().sum()),
             "snapshots": len(on["lifecycle"].snapshots)}
 
-# %% ../../nbs/32_lifecycle_runs.ipynb #bdfb5d08
+# %% ../../nbs/32_lifecycle_runs.ipynb #153691c4
 def _lifecycle_summary(m: dict, spiral: dict, steps: int) -> str:
     "The stage's summary, ending in **OK** when deaths happened, every heir was logged and PPL fell."
     ok = (spiral["deaths"] > 0 and m["heirs_logged"] == spiral["deaths"]
@@ -255,7 +255,7 @@ def _lifecycle_summary(m: dict, spiral: dict, steps: int) -> str:
             f"younger than {spiral['young']} steps (longest chain {spiral['longest_chain']}); "
             f"{m['snapshots']} snapshots. **{'OK' if ok else 'FAILED'}**")
 
-# %% ../../nbs/32_lifecycle_runs.ipynb #35d1490d
+# %% ../../nbs/32_lifecycle_runs.ipynb #a766e8eb
 @reproduce_stage("lifecycle", order=55, help="adapter lifecycle on a GPT-tiny mixture: event log, heirs, "
                  "snapshots, timeline, newcomer spiral")
 def lifecycle_stage(ctx: StageContext) -> str:

@@ -16,12 +16,12 @@ import numpy as np
 from ..stats import (arithmetic_balanced, balanced, band_verdict, bimodal_replication, is_bimodal,
                         logppl_matrix, one_sample_t, pct_shift, contrast)
 
-# %% ../../nbs/33_paper.ipynb #a0c62173
+# %% ../../nbs/33_paper.ipynb #a10dfcc4
 TABLE4 = {  # seed 001 §5.3, Table 4: balanced PPL per cell and seed
     "C1": (13.328, 13.341, 13.354), "C2": (13.538, 13.805, 13.832), "C5": (13.564, 13.778, 13.805),
     "C3": (12.742, 12.830, 12.742), "C4": (12.943, 13.173, 13.315)}
 
-# %% ../../nbs/33_paper.ipynb #64587000
+# %% ../../nbs/33_paper.ipynb #18f09390
 TABLE4_SEEDS = (42, 137, 256)
 
 # %% ../../nbs/33_paper.ipynb #7534fa58
@@ -31,13 +31,13 @@ def table4():
     return pd.DataFrame([{"cell": c, "seed": s, "domain": "balanced", "ppl": v}
                          for c, vals in TABLE4.items() for s, v in zip(TABLE4_SEEDS, vals)])
 
-# %% ../../nbs/33_paper.ipynb #9a4d3f7f
+# %% ../../nbs/33_paper.ipynb #7b07a357
 # seed 001 §7.1 Table 10 (seed 42): per-domain held-out PPL, baseline (α=0.2) vs no-inherit (α=0)
 TABLE10 = {
     "baseline": {"biology": 21.049, "code": 3.436, "general": 23.852, "science": 16.266},
     "no_inherit": {"biology": 20.723, "code": 3.986, "general": 23.667, "science": 16.266}}
 
-# %% ../../nbs/33_paper.ipynb #7eba16eb
+# %% ../../nbs/33_paper.ipynb #0402f48d
 TABLE10_BALANCED = {"baseline": 12.943, "no_inherit": 13.354}   # the corrected (geometric) row of Table 10
 
 # %% ../../nbs/33_paper.ipynb #109d7b6d

@@ -100,7 +100,7 @@ def load_base(path: str | Path, device=None) -> GPT:
     for p in m.parameters(): p.requires_grad_(False)
     return m.to(resolve_device(device)).eval()
 
-# %% ../../nbs/36_pretrain.ipynb #bfaea5e4
+# %% ../../nbs/36_pretrain.ipynb #1d41337c
 def _make_optimizer(model, cfg: PretrainConfig):
     "AdamW with weight decay on matrices only."
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
@@ -108,7 +108,7 @@ def _make_optimizer(model, cfg: PretrainConfig):
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
 
-# %% ../../nbs/36_pretrain.ipynb #18e4c0af
+# %% ../../nbs/36_pretrain.ipynb #be4dbdde
 def evaluate(model, eval_tokens: dict, cfg: PretrainConfig, seq_len: int) -> dict:
     "{'ppl': {domain: PPL}, 'balanced_ppl'} on fixed stratified eval batches."
     loader = StratifiedEvalLoader(eval_tokens, cfg.eval_batch_size, seq_len, cycles=cfg.eval_cycles,
@@ -116,12 +116,12 @@ def evaluate(model, eval_tokens: dict, cfg: PretrainConfig, seq_len: int) -> dic
     ppl = domain_ppl(model, loader)
     return {"ppl": ppl, "balanced_ppl": balanced_ppl(ppl)}
 
-# %% ../../nbs/36_pretrain.ipynb #a9907fe7
+# %% ../../nbs/36_pretrain.ipynb #6a025efb
 def _save_weights(path, model):
     buf = io.BytesIO(); torch.save({"model": model.state_dict(), "gpt": asdict(model.cfg)}, buf)
     return atomic_write(path, buf.getvalue())
 
-# %% ../../nbs/36_pretrain.ipynb #e29e1753
+# %% ../../nbs/36_pretrain.ipynb #41b5a45b
 def _resume(last: Path | None, model, opt, cfg: PretrainConfig, dev):
     "(step, history) from `last` if it exists (refusing another configuration's checkpoint), else (0, [])."
     if last is None or not last.exists(): return 0, []
@@ -131,7 +131,7 @@ def _resume(last: Path | None, model, opt, cfg: PretrainConfig, dev):
     model.load_state_dict(ck["model"]); opt.load_state_dict(ck["optimizer"])
     return ck["step"], ck["history"]
 
-# %% ../../nbs/36_pretrain.ipynb #2c07ef06
+# %% ../../nbs/36_pretrain.ipynb #91fdcf38
 def pretrain(train_tokens: dict, eval_tokens: dict, vocab_size: int, cfg: PretrainConfig | None = None,
              out: str | Path | None = None, device=None, stop_at: int | None = None,
              show_progress: bool = True, keep_checkpoints: bool = True):

@@ -20,7 +20,7 @@ from .sandbox import markdown_table
 __all__ = ['LOCK_GATES', 'LOCK_INPUTS', 'train_router_demo', 'lock_cells', 'run_lock_study', 'lock_effects', 'plot_lock',
            'lock_section', 'routing_stage', 'floor_tau_run', 'plot_floor_tau']
 
-# %% ../../nbs/31_routing.ipynb #5a9b3aab
+# %% ../../nbs/31_routing.ipynb #eaf9fde4
 def train_router_demo(cell, steps: int = 100, batch_per_domain: int = 8, n_adapters: int = 16,
                       top_k: int = 4, rank: int = 4, lr: float = 1e-2, router_lr: float = 1e-2, seed: int = 0,
                       n_domains: int = 4, anneal_frac: float = 0.5, probe_every: int = 0):
@@ -56,12 +56,12 @@ def train_router_demo(cell, steps: int = 100, batch_per_domain: int = 8, n_adapt
     if probe_every: history.append((steps, rep.mean_js, rep.n_dead))
     return mix, rep, losses, history
 
-# %% ../../nbs/31_routing.ipynb #a6bbaa89
+# %% ../../nbs/31_routing.ipynb #c33da90a
 LOCK_GATES = {"softmax top-k": {"router": "b3"},
               "renormalised sigmoid": {"router": "rewrite", "router_cfg": {"gate": "sigmoid_renorm"}},
               "sigmoid + floor": {"router": "rewrite"}}
 
-# %% ../../nbs/31_routing.ipynb #aaf7568d
+# %% ../../nbs/31_routing.ipynb #91b58878
 LOCK_INPUTS = ("embed_mean", "last_hidden")
 
 # %% ../../nbs/31_routing.ipynb #922989d1
@@ -84,7 +84,7 @@ def run_lock_study(seeds=range(5), steps: int = 60, **kw) -> "pd.DataFrame":
                          "locked": rep.mean_js < 0.01 and rep.n_dead >= 8})
     return pd.DataFrame(rows)
 
-# %% ../../nbs/31_routing.ipynb #a9eedb7b
+# %% ../../nbs/31_routing.ipynb #4372e0ed
 def lock_effects(df, metric: str = "mean_js") -> "pd.DataFrame":
     "Paired (over seeds) effects of the gate × input study on `metric`: simple, main, interaction; 95 % CIs."
     import pandas as pd
@@ -110,7 +110,7 @@ def lock_effects(df, metric: str = "mean_js") -> "pd.DataFrame":
             - (piv[g, "embed_mean"] - piv[ref, "embed_mean"]))
     return pd.DataFrame(rows)
 
-# %% ../../nbs/31_routing.ipynb #055cd760
+# %% ../../nbs/31_routing.ipynb #85487a43
 def plot_lock(df):
     "Mean JS and dead adapters per gate × input cell: seeds as points, mean ± 95 % CI. Returns the figure."
     import matplotlib.pyplot as plt
@@ -168,10 +168,10 @@ def routing_stage(ctx: StageContext) -> str:
     return (f"Scale: {'quick' if ctx.quick else 'full'} (toy GPT, CPU).\n\n"
             + lock_section(ctx.out, seeds, steps, ctx.savefig))
 
-# %% ../../nbs/31_routing.ipynb #8cebcc1d
+# %% ../../nbs/31_routing.ipynb #03dace41
 _FT_CACHE: dict = {}
 
-# %% ../../nbs/31_routing.ipynb #2652b052
+# %% ../../nbs/31_routing.ipynb #de80048d
 def floor_tau_run(floor: float = 0.05, tau: float = 1.0, steps: int = 60, seed: int = 0,
                   feature: str = "embed_mean") -> CoalitionReport:
     "Coalition report of the free-sigmoid router trained with initial floor `floor` and fixed τ (cached)."
