@@ -457,6 +457,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '', 'doc_host': '', 'git_url
                                            'fmea.experiments.learning.measure': ('learning.html#measure', 'fmea/experiments/learning.py'),
                                            'fmea.experiments.learning.plot_learning': ( 'learning.html#plot_learning',
                                                                                         'fmea/experiments/learning.py'),
+                                           'fmea.experiments.learning.recipe_loss': ( 'learning.html#recipe_loss',
+                                                                                      'fmea/experiments/learning.py'),
                                            'fmea.experiments.learning.reset_lora': ( 'learning.html#reset_lora',
                                                                                      'fmea/experiments/learning.py'),
                                            'fmea.experiments.learning.run_recipe': ( 'learning.html#run_recipe',

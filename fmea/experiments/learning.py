@@ -35,9 +35,9 @@ log = logging.getLogger(__name__)
 __all__ = ['log', 'BENCH_TARGETS', 'LEARN_TARGETS', 'RECIPES', 'QUICK_RECIPES', 'LiveTensorBytes', 'measure',
            'bench_forward_grad', 'format_bench', 'bench_cmd', 'distill_task', 'learning_comparison',
            'forward_grad_stage', 'seed000_variance', 'theory_mse', 'theory_cos2', 'estimator_stats', 'LearningTask',
-           'learning_task', 'task_loss', 'task_batch', 'held_ppl', 'reset_lora', 'build_rule', 'run_recipe',
-           'step_memory', 'bench_learning', 'summarize_learning', 'format_learning', 'plot_learning', 'learning_cmd',
-           'learning_stage']
+           'learning_task', 'task_loss', 'task_batch', 'held_ppl', 'reset_lora', 'build_rule', 'recipe_loss',
+           'run_recipe', 'step_memory', 'bench_learning', 'summarize_learning', 'format_learning', 'plot_learning',
+           'learning_cmd', 'learning_stage']
 
 # %% ../../nbs/41_learning.ipynb #a776ff6a
 class LiveTensorBytes(TorchDispatchMode):
@@ -414,6 +414,12 @@ def build_rule(task: LearningTask, recipe: dict, lr: float, seed: int):
     return make_rule(recipe["rule"], lora_factors(task.model, recipe.get("factors", "AB")), model=task.model,
                      lr=lr, seed=seed, **kw)
 
+# %% ../../nbs/41_learning.ipynb #0648128a
+def recipe_loss(task: LearningTask, recipe: dict) -> Callable:
+    "The loss a recipe trains on, of token rows: per-example losses [B] if `per_example`, else their mean."
+    if recipe.get("per_example"): return lambda rows: example_losses(task.model, rows[:, :-1], rows[:, 1:])
+    return lambda rows: task_loss(task, rows)
+
 # %% ../../nbs/41_learning.ipynb #1f39ea5a
 def run_recipe(task: LearningTask, recipe: dict, lr: float, seed: int, updates: int, evals=(0.5, 1.0),
                t_fwd: float = 1.0, initial: dict | None = None) -> dict:
@@ -421,10 +427,7 @@ def run_recipe(task: LearningTask, recipe: dict, lr: float, seed: int, updates: 
     run. A `QualityGuard` on the validation rows rolls back (and counts) any evaluation whose PPL more than
     doubled."""
     reset_lora(task, seed)
-    rule = build_rule(task, recipe, lr, seed)
-    if recipe.get("per_example"):  # per-example losses [B]: one loss tangent per row (activity perturbation)
-        loss_of = lambda rows: example_losses(task.model, rows[:, :-1], rows[:, 1:])
-    else: loss_of = lambda rows: task_loss(task, rows)
+    rule, loss_of = build_rule(task, recipe, lr, seed), recipe_loss(task, recipe)
     guard = QualityGuard(lambda: 1.0 / held_ppl(task, ("val",))["val"], threshold=0.5, model=task.model)
     p0 = initial or held_ppl(task); guard.set_baseline(1.0 / p0["val"])
     at = sorted({max(1, round(f * updates)) for f in evals})
@@ -462,8 +465,8 @@ def step_memory(task: LearningTask, recipe: dict | None, lr: float = 1e-9) -> in
         def fn():
             with torch.no_grad(): task_loss(task, rows)
     else:
-        reset_lora(task, 0); rule = build_rule(task, recipe, lr, 0)
-        fn = lambda: rule.step(lambda: task_loss(task, rows))
+        reset_lora(task, 0); rule, loss_of = build_rule(task, recipe, lr, 0), recipe_loss(task, recipe)
+        fn = lambda: rule.step(lambda: loss_of(rows))
     return measure(fn, next(task.model.parameters()).device, repeats=0)["peak_bytes"]
 
 # %% ../../nbs/41_learning.ipynb #3e9e5623
