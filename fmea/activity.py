@@ -13,28 +13,12 @@ from torch import nn
 from fastcore.basics import patch
 
 from .core import make_generator
-from .base import as_base, check_tokens, linear_cross_entropy, use_forward_ad_attention
+from .base import use_forward_ad_attention
 from .lora import lora_modules
 from .forward_grad import LEARNING_RULES, _Rule
 
 # %% auto #0
-__all__ = ['example_losses', 'ActivityPerturbation']
-
-# %% ../nbs/03_activity.ipynb #27367a4f
-def example_losses(model: nn.Module, idx: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
-    "Mean next-token cross-entropy of each token row [B] (`idx` vs `targets`); their mean is `lm_loss`."
-    base = as_base(model)
-    if not isinstance(idx, torch.Tensor) or idx.ndim != 2:
-        raise ValueError(f"example_losses needs token rows [B, T], got {getattr(idx, 'shape', type(idx))}")
-    if targets is None: idx, targets = idx[:, :-1], idx[:, 1:]
-    if targets.shape != idx.shape:
-        raise ValueError(f"targets {tuple(targets.shape)} must have the shape of idx {tuple(idx.shape)}")
-    idx, targets = check_tokens(idx, base.vocab_size), check_tokens(targets, base.vocab_size, "targets")
-    if base.fused:
-        h = base.hidden(idx)
-        W = base.head_weight
-        return torch.stack([linear_cross_entropy(h[b], W, targets[b]) for b in range(len(idx))])
-    return F.cross_entropy(base.logits(idx).float().transpose(1, 2), targets, reduction="none").mean(1)
+__all__ = ['ActivityPerturbation']
 
 # %% ../nbs/03_activity.ipynb #78243fd1
 class ActivityPerturbation(_Rule):

@@ -267,8 +267,9 @@ def check_tokens(idx, vocab_size: int | None = None, name: str = "tokens") -> to
 
 # %% ../nbs/01b_base.ipynb #37e0702b
 def lm_loss(model: nn.Module, idx: torch.Tensor, targets: torch.Tensor | None = None,
-            chunk: int = 1024) -> torch.Tensor:
-    "Mean next-token cross-entropy of `model` on token rows `idx` [B, T≥2] (or inputs `idx` vs `targets`)."
+            chunk: int = 1024, per_row: bool = False) -> torch.Tensor:
+    """Mean next-token cross-entropy of `model` on token rows `idx` [B, T≥2] (or inputs `idx` vs `targets`);
+    `per_row`: one mean per row [B] instead (they average to the batch loss)."""
     base = as_base(model)
     if not isinstance(idx, torch.Tensor) or idx.ndim != 2:
         raise ValueError(f"lm_loss needs token rows [B, T], got {getattr(idx, 'shape', type(idx))}")
@@ -281,5 +282,11 @@ def lm_loss(model: nn.Module, idx: torch.Tensor, targets: torch.Tensor | None = 
         if targets.shape != idx.shape:
             raise ValueError(f"targets {tuple(targets.shape)} must have the shape of idx {tuple(idx.shape)}")
         targets = check_tokens(targets, base.vocab_size, "targets")
+    if base.fused and per_row:  # each row by the fused route: no [B, T, V] logits either
+        h = base.hidden(idx)
+        return torch.stack([linear_cross_entropy(h[b], base.head_weight, targets[b], chunk)
+                            for b in range(len(h))])
     if base.fused: return linear_cross_entropy(base.hidden(idx), base.head_weight, targets, chunk)
+    if per_row:
+        return F.cross_entropy(base.logits(idx).float().transpose(1, 2), targets, reduction="none").mean(1)
     return F.cross_entropy(base.logits(idx).flatten(0, 1).float(), targets.flatten())

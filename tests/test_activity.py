@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['test_mean_matches_autograd_per_example', 'test_mean_matches_autograd_scalar_loss', 'test_reproducible_from_seed',
-           'test_no_backward_pass', 'test_example_losses_average_to_lm_loss', 'test_registered_and_trains_a_subset',
+           'test_no_backward_pass', 'test_per_row_losses_average_to_lm_loss', 'test_registered_and_trains_a_subset',
            'test_refusals_and_nan_guard']
 
 # %% ../nbs/tests/test_activity.ipynb #92dce54f
@@ -83,7 +83,7 @@ def test_reproducible_from_seed():
     for _ in range(2):
         m = _gpt()
         r = act.ActivityPerturbation(m, lr=0.1, seed=3, verbose=False)
-        for _ in range(3): r.step(lambda: act.example_losses(m, rows))
+        for _ in range(3): r.step(lambda: FB.lm_loss(m, rows, per_row=True))
         finals.append(torch.cat([p.detach().reshape(-1) for p in r.params.values()]))
     assert torch.equal(*finals)
 
@@ -95,21 +95,21 @@ def test_no_backward_pass():
     saved = [0]
     def pack(t): saved[0] += 1; return t
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = r.step(lambda: act.example_losses(m, rows))
+        out = r.step(lambda: FB.lm_loss(m, rows, per_row=True))
     assert not out["skipped"] and saved[0] == 0
     assert all(p.grad is None for p in m.parameters())
     assert (out["K"], out["n_forward"], r.n_forward) == (1, 2, 2)
 
 # %% ../nbs/tests/test_activity.ipynb #14fa8fa8
-def test_example_losses_average_to_lm_loss():
+def test_per_row_losses_average_to_lm_loss():
     m = _gpt()
     rows = torch.randint(0, 256, (3, 9), generator=C.make_generator(7))
-    per = act.example_losses(m, rows)
+    per = FB.lm_loss(m, rows, per_row=True)
     assert per.shape == (3,)
     torch.testing.assert_close(per.mean(), FB.lm_loss(m, rows), rtol=1e-5, atol=1e-6)
     r = act.ActivityPerturbation(m, verbose=False)
     with pytest.raises(ValueError, match="per-example losses"):
-        r.sample(lambda: act.example_losses(m, rows[:1]).repeat(3))
+        r.sample(lambda: FB.lm_loss(m, rows[:1], per_row=True).repeat(3))
 
 # %% ../nbs/tests/test_activity.ipynb #419e7e1c
 def test_registered_and_trains_a_subset():
@@ -133,7 +133,7 @@ def test_refusals_and_nan_guard():
     with pytest.raises(ValueError, match="not a LoRA factor"): act.ActivityPerturbation(emb, model=m)
     r = act.ActivityPerturbation(m, lr=1.0, verbose=False)
     before = {n: p.detach().clone() for n, p in r.params.items()}
-    out = r.step(lambda: act.example_losses(m, rows) * float("nan"))
+    out = r.step(lambda: FB.lm_loss(m, rows, per_row=True) * float("nan"))
     assert out["skipped"] and all(torch.equal(p, before[n]) for n, p in r.params.items())
     next(iter(L.lora_modules(m).values())).merge()
-    with pytest.raises(ValueError, match="unmerged"): r.sample(lambda: act.example_losses(m, rows))
+    with pytest.raises(ValueError, match="unmerged"): r.sample(lambda: FB.lm_loss(m, rows, per_row=True))

@@ -25,7 +25,7 @@ from ..base import lm_loss, use_forward_ad_attention, enable_attention_jvp_kerne
 from ..forward_grad import (ForwardGradient, SPSA, Backprop, make_rule, make_preset, lora_factors,
                                make_directions)
 from ..adapt import QualityGuard
-from ..activity import example_losses
+import fmea.activity  # registers the 'activity' rule
 from ..data import build_corpus
 from ..kernels import attention_jvp
 
@@ -417,8 +417,8 @@ def build_rule(task: LearningTask, recipe: dict, lr: float, seed: int):
 # %% ../../nbs/41_learning.ipynb #0648128a
 def recipe_loss(task: LearningTask, recipe: dict) -> Callable:
     "The loss a recipe trains on, of token rows: per-example losses [B] if `per_example`, else their mean."
-    if recipe.get("per_example"): return lambda rows: example_losses(task.model, rows[:, :-1], rows[:, 1:])
-    return lambda rows: task_loss(task, rows)
+    per_row = bool(recipe.get("per_example"))
+    return lambda rows: lm_loss(task.model, rows[:, :-1], rows[:, 1:], per_row=per_row)
 
 # %% ../../nbs/41_learning.ipynb #1f39ea5a
 def run_recipe(task: LearningTask, recipe: dict, lr: float, seed: int, updates: int, evals=(0.5, 1.0),
