@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_forward_grad.ipynb #27d30bc2
 from __future__ import annotations
-import contextlib, copy, logging, math, re
+import contextlib, copy, importlib, logging, math, re
 from collections import OrderedDict
 from typing import Callable
 
@@ -20,7 +20,7 @@ from .lora import lora_parameters
 log = logging.getLogger(__name__)
 
 # %% auto #0
-__all__ = ['log', 'DIRECTIONS', 'SCALINGS', 'OPTIMIZERS', 'LEARNING_RULES', 'PRESETS', 'resolve_params',
+__all__ = ['log', 'DIRECTIONS', 'SCALINGS', 'OPTIMIZERS', 'LEARNING_RULES', 'SELF_REGISTERING', 'PRESETS', 'resolve_params',
            'directional_derivatives', 'make_direction', 'make_directions', 'lora_factors', 'param_blocks',
            'ForwardGradient', 'SPSA', 'checkpointed_blocks', 'Backprop', 'make_rule', 'make_preset']
 
@@ -477,12 +477,14 @@ class Backprop(_Rule):
         return dict(loss=float(loss), g=None, skipped=False)
 
 # %% ../nbs/02_forward_grad.ipynb #aa8e5b25
-LEARNING_RULES = {"forward_grad": ForwardGradient, "spsa": SPSA, "backprop": Backprop}  # + fmea.activity's
+LEARNING_RULES = {"forward_grad": ForwardGradient, "spsa": SPSA, "backprop": Backprop}  # + the two below
+SELF_REGISTERING = ("activity", "feedback")  # fmea.activity and fmea.feedback add their rule on import
 def make_rule(name: str, params, **kw) -> _Rule:
     "A learning rule by name (see `LEARNING_RULES`); each has `.step(loss_fn) -> dict(loss, g, skipped)`."
+    if name in SELF_REGISTERING: importlib.import_module(f"fmea.{name}")
     if name not in LEARNING_RULES:
-        raise ValueError(f"unknown learning rule {name!r}; choose from {sorted(LEARNING_RULES)} "
-                         "(import fmea.activity for 'activity')")
+        raise ValueError(f"unknown learning rule {name!r}; "
+                         f"choose from {sorted(set(LEARNING_RULES) | set(SELF_REGISTERING))}")
     return LEARNING_RULES[name](params, **kw)
 
 # %% ../nbs/02_forward_grad.ipynb #17eb1966
@@ -490,11 +492,12 @@ PRESETS = {  # named recipes, each with its learning rate; `factors` picks the L
     "seed000": dict(rule="forward_grad", K=8, lr=1e-4, direction="gaussian", scaling="seed000"),
     "fg_sgd": dict(rule="forward_grad", K=4, lr=0.03),     # best forward-only lr on SmolLM2 (41_learning)
     "backprop_adam": dict(rule="backprop", lr=3e-3, optimizer="adam"),   # the baseline at its best lr there
+    "feedback": dict(rule="feedback", lr=3e-2, optimizer="adam", factors="B"),  # fmea.feedback: it learns
 }
 def make_preset(name: str, model: nn.Module, **overrides) -> _Rule:
     "The rule of recipe `name` (see `PRESETS`) on `model`'s LoRA factors; `overrides` replace its entries."
     if name not in PRESETS: raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
     kw = {**PRESETS[name], **overrides}
     rule, which = kw.pop("rule"), kw.pop("factors", "AB")
-    if rule == "forward_grad": kw.setdefault("verbose", False)
+    if rule in ("forward_grad", "feedback"): kw.setdefault("verbose", False)
     return make_rule(rule, lora_factors(model, which), model=model, **kw)

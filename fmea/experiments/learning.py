@@ -398,11 +398,12 @@ RECIPES = {  # learning-rule settings + the lr sweep (the chosen lr is part of t
     "fg_adam": dict(rule="forward_grad", K=4, optimizer="adam", lrs=[1e-4, 1e-3]),
     "fg_adaptive": dict(rule="forward_grad", K=2, adaptive=1e3, K_max=16, lrs=[0.1, 1.0]),
     "activity": dict(rule="activity", K=1, per_example=True, lrs=[3e-4, 3e-3]),
+    "feedback": dict(rule="feedback", optimizer="adam", factors="B", lrs=[1e-2, 3e-2]),  # fmea.feedback
 }
 
 # %% ../../nbs/41_learning.ipynb #755d4094
 QUICK_RECIPES = ["backprop_adam", "fg_sgd", "spsa", "seed000", "fg_momentum", "fg_adaptive",
-                 "activity"]  # what `--quick` runs
+                 "activity", "feedback"]  # what `--quick` runs
 
 # %% ../../nbs/41_learning.ipynb #3558992c
 def build_rule(task: LearningTask, recipe: dict, lr: float, seed: int):
@@ -410,7 +411,7 @@ def build_rule(task: LearningTask, recipe: dict, lr: float, seed: int):
     kw = {k: v for k, v in recipe.items()
           if k not in ("lrs", "rule", "preset", "factors", "updates_x", "per_example")}
     if "preset" in recipe: return make_preset(recipe["preset"], task.model, lr=lr, seed=seed, **kw)
-    if recipe["rule"] in ("forward_grad", "activity"): kw["verbose"] = False
+    if recipe["rule"] in ("forward_grad", "activity", "feedback"): kw["verbose"] = False
     return make_rule(recipe["rule"], lora_factors(task.model, recipe.get("factors", "AB")), model=task.model,
                      lr=lr, seed=seed, **kw)
 

@@ -15,6 +15,7 @@ from ..adapt import OnlineAdapter, OnlineConfig, forbid_backward
 from ..base import lm_loss
 from ..core import make_generator, reproduce_stage, StageContext, write_record, Timer, torch_threads
 from .toys import markov_stream
+from .learning import LEARN_TARGETS
 from ..lora import inject_lora
 from ..models import GPT, gpt_config, load_pretrained
 from ..molora import MixtureModel, Routing, feature_dim
@@ -158,19 +159,29 @@ def _stdlib_rows(tok, files, start: int, n_rows: int, row_len: int = 128) -> tor
 # %% ../../nbs/42_online.ipynb #dcf47498
 def smollm2_online_demo(updates: int = 24, K: int = 64, lr: float = 0.3, rows: int = 4, row_len: int = 128,
                         direction: str = "orthogonal", seed: int = 0, eval_rows: int = 2, lora_rank: int = 4,
-                        lora_scale: float = 10.0) -> dict:
-    """SmolLM2-135M adapted online by forward gradients on stdlib Python source (TRAIN_FILES); held-out PPL
-    on other stdlib files (HELD_FILES) and English licence text, before/after. Adapted: the final RMSNorm
-    gain and, with `lora_rank > 0`, the B factor of a LoRA on the last block's `mlp.down_proj`."""
+                        lora_scale: float = 10.0, rule: str = "forward_grad") -> dict:
+    """SmolLM2-135M adapted online without backprop on stdlib Python source (TRAIN_FILES); held-out PPL on
+    other stdlib files (HELD_FILES) and English licence text, before/after. `rule='forward_grad'` (K
+    directions) adapts the final RMSNorm gain and, with `lora_rank > 0`, the B factor of a LoRA on the last
+    block's `mlp.down_proj`; `rule='feedback'` (`fmea.feedback`, Adam at `lr`) the B factors of a
+    rank-`lora_rank` LoRA on all seven projections of every block."""
+    if rule not in ("forward_grad", "feedback"):
+        raise ValueError(f"rule must be 'forward_grad' or 'feedback', got {rule!r}")
     model, tok = load_pretrained("smollm2-135m")
     for p in model.parameters(): p.requires_grad_(False)
-    if lora_rank:
-        last = model.config.num_hidden_layers - 1
-        loras = inject_lora(model, f"model.layers.{last}.mlp.down_proj", rank=lora_rank,
-                            alpha=lora_scale * lora_rank, seed=seed)
-        for lora in loras.values():
-            lora.lora_A.requires_grad_(False)        # B only: the trainable set stays tiny
-    model.get_decoder().norm.weight.requires_grad_(True)
+    if rule == "feedback":
+        inject_lora(model, LEARN_TARGETS["smollm2"], rank=lora_rank, seed=seed)
+        for n, p in model.named_parameters(): p.requires_grad_(n.endswith("lora_B"))
+        rule_kw = dict(lr=lr, optimizer="adam", verbose=False)
+    else:
+        if lora_rank:
+            last = model.config.num_hidden_layers - 1
+            loras = inject_lora(model, f"model.layers.{last}.mlp.down_proj", rank=lora_rank,
+                                alpha=lora_scale * lora_rank, seed=seed)
+            for lora in loras.values():
+                lora.lora_A.requires_grad_(False)        # B only: the trainable set stays tiny
+        model.get_decoder().norm.weight.requires_grad_(True)
+        rule_kw = dict(K=K, lr=lr, direction=direction)
     per_file = -(-updates * rows // len(TRAIN_FILES))
     stream = _stdlib_rows(tok, TRAIN_FILES, 1000, per_file, row_len).reshape(-1)
     lic = Path("/usr/share/common-licenses")
@@ -182,9 +193,8 @@ def smollm2_online_demo(updates: int = 24, K: int = 64, lr: float = 0.3, rows: i
     ppl = lambda m: {k: math.exp(float(lm_loss(m, v))) for k, v in held.items()}
     with torch.no_grad(): before = ppl(model)
     every = rows * row_len
-    cfg = OnlineConfig(every=every, window=every, row_len=row_len, rule_kw=dict(K=K, lr=lr,
-                                                                                direction=direction),
-                       nes=None, seed=seed)
+    cfg = OnlineConfig(every=every, window=every, row_len=row_len, rule=rule, rule_kw=rule_kw, nes=None,
+                       seed=seed)
     ad = OnlineAdapter(model, cfg,
                        holdout=held["prose (licences)"][:eval_rows])  # guard: licence text ≥ ½ baseline
     timer = Timer()
@@ -193,7 +203,8 @@ def smollm2_online_demo(updates: int = 24, K: int = 64, lr: float = 0.3, rows: i
             ad.observe(stream[u * every:(u + 1) * every])
             with timer("update"): ad.step()
     with torch.no_grad(), ad.serving() as live: after = ppl(live)
-    return {"before": before, "after": after, "lr": lr, "K": K, "n_params": ad.rule.numel, "updates": updates,
+    return {"before": before, "after": after, "rule": rule, "lr": lr, "K": K if rule == "forward_grad" else 1,
+            "n_params": ad.rule.numel, "updates": updates,
             "tokens": updates * every, "rollbacks": sum(e["kind"] == "rollback" for e in ad.events),
             "saved_tensors": nb.saved, "seconds_per_update": timer.totals["update"] / updates,
             "losses": [e["loss"] for e in ad.events if e["kind"] == "update"]}
