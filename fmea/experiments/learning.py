@@ -583,17 +583,17 @@ def format_learning(res: dict) -> str:
     c, f, s = res["config"], res["frozen"], res["summary"]
     lines = [f"{c['model']} | LoRA {c['lora_params']:,} params | {c['updates']} updates × "
         f"{c['rows']}×{c['row_len']} tokens "
-             f"on {c['domain']} | held-out {c['eval_rows']} rows | {c['seeds']} seeds | "
+             f"on {c['domain']} | held-out {c['eval_rows']} rows | "
              f"corpus {c['corpus']} | "
              f"1 forward = {1e3 * c['t_forward_s']:.0f} ms",
              f"frozen: PPL {c['domain']} {f['same']:.3f}, {c['other']} {f['other']:.3f}",
-             f"{'recipe':15s} {'best lr':>8s} {'PPL':>8s} {'Δ same %':>15s} {'Δ other %':>15s} "
+             f"{'recipe':15s} {'seeds':>5s} {'best lr':>8s} {'PPL':>8s} {'Δ same %':>15s} {'Δ other %':>15s} "
                  f"{'fwd-eq':>7s} "
              f"{'×fwd time':>9s} {'mem×inf':>7s}"]
     for n, r in s.items():
         if n.startswith("_"): continue
         ci = lambda v: f"{v[0]:7.2f} ± {v[1]:5.2f}" if v[1] is not None else f"{v[0]:7.2f} (n<2)"
-        lines.append(f"{n:15s} {r['best_lr']:8.0e} {r['ppl']:8.3f} {ci(r['same']):>15s} "
+        lines.append(f"{n:15s} {r['n']:5d} {r['best_lr']:8.0e} {r['ppl']:8.3f} {ci(r['same']):>15s} "
                      f"{ci(r['other_rise']):>15s} {r['fwd']:7.0f} {r['rel_time']:9.1f} "
                      f"{r['mem_ratio']:7.2f}")
     g = s.get("_goals")
@@ -620,15 +620,14 @@ def plot_learning(res: dict, ax=None):
         x = np.mean([[max(c["fwd"], 1) for c in cv] for cv in curves], 0)
         for key, ls in (("same", "-"), ("other", "--")):
             y = np.array([[c[key] / f[key] for c in cv] for cv in curves])
-            label = f"{name} (lr {r['best_lr']:g})" if key == "same" else None
+            label = f"{name} (lr {r['best_lr']:g}, {len(curves)} seeds)" if key == "same" else None
             ax.plot(x, y.mean(0), ls, color=f"C{i}", marker="o", ms=3, label=label)
             if len(y) > 1: ax.fill_between(x, y.min(0), y.max(0), color=f"C{i}", alpha=0.12)
     ax.axhline(1.0, color="k", lw=0.8)
     ax.set_xscale("log")
     c = res["config"]
     ax.set(xlabel="forward-pass equivalents spent (log)", ylabel="held-out PPL / frozen PPL",
-           title=f"{c['model']}: {c['domain']} (solid) and {c['other']} (dashed), {c['seeds']} seeds "
-                 "(band: min–max)")
+           title=f"{c['model']}: {c['domain']} (solid) and {c['other']} (dashed), band: min–max over seeds")
     ax.legend(fontsize=7)
     return fig
 
